@@ -15,6 +15,10 @@ def _configure_logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Driver debug logs carry SQL parameters, and the inbox stores raw payloads
+    # (push URLs' txSecret included): keep them quiet whatever LOG_LEVEL says.
+    for noisy in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 async def _migrate(settings: Settings) -> None:

@@ -1,0 +1,185 @@
+"""A test client that talks to the real app over HTTP, the way Tencent and apps do."""
+
+import hashlib
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from replay_catalog.app import create_app
+from replay_catalog.settings import Settings
+from storage.database import Database
+
+CALLBACK_KEY = "test-callback-key"
+ADMIN_TOKEN = "test-admin-token"
+
+# A fixed moment most tests' events are placed around (2026-11-01 12:00 UTC).
+BASE = 1_793_534_400
+
+
+def sign(payload: dict[str, Any], key: str = CALLBACK_KEY, expires_in: int = 600) -> dict[str, Any]:
+    """The payload as Tencent sends it: with `t` (expiry) and `sign = md5(key + t)`."""
+    t = int(time.time()) + expires_in
+    return {**payload, "t": t, "sign": hashlib.md5(f"{key}{t}".encode()).hexdigest()}
+
+
+def push(stream_id: str, at: int, sequence: str = "", **extra: Any) -> dict[str, Any]:
+    return {
+        "event_type": 1,
+        "stream_id": stream_id,
+        "channel_id": stream_id,
+        "event_time": at,
+        "sequence": sequence,
+        **extra,
+    }
+
+
+def cut(stream_id: str, at: int, sequence: str = "", **extra: Any) -> dict[str, Any]:
+    return {
+        "event_type": 0,
+        "stream_id": stream_id,
+        "channel_id": stream_id,
+        "event_time": at,
+        "sequence": sequence,
+        "errcode": 1,
+        "errmsg": "recv rtmpcloseStream",
+        **extra,
+    }
+
+
+def recording(
+    stream_id: str, file_id: str, start: int, end: int, file_format: str = "hls", **extra: Any
+) -> dict[str, Any]:
+    extension = {"hls": "m3u8", "mp4": "mp4", "flv": "flv", "aac": "aac"}[file_format]
+    return {
+        "event_type": 100,
+        "stream_id": stream_id,
+        "channel_id": stream_id,
+        "file_id": file_id,
+        "file_format": file_format,
+        "video_url": f"http://1252033264.vod2.myqcloud.com/{file_id}/f0.{extension}",
+        "video_id": f"1252033264_{file_id}",
+        "file_size": (end - start) * 100_000,
+        "start_time": start,
+        "end_time": end,
+        **extra,
+    }
+
+
+def screenshot(stream_id: str, at: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "event_type": 200,
+        "stream_id": stream_id,
+        "channel_id": stream_id,
+        "create_time": at,
+        "pic_url": f"/shots/{stream_id}-{at}.jpg",
+        "pic_full_url": f"http://1252033264.vod2.myqcloud.com/shots/{stream_id}-{at}.jpg",
+        **extra,
+    }
+
+
+def iso(unix: int) -> str:
+    return datetime.fromtimestamp(unix, UTC).isoformat()
+
+
+# What a test usually wants to see of a stream's broadcasts.
+STREAM_CATALOG = """
+query StreamCatalog($streamId: String!) {
+  stream(streamId: $streamId) {
+    streamId isLive anchor { userId }
+    currentBroadcast { startedAt }
+    broadcasts(first: 100) {
+      edges { node {
+        isLive startedAt endedAt durationSeconds playbackUrl
+        recordings { fileId format startTime endTime durationSeconds }
+      } }
+    }
+  }
+}
+"""
+
+
+class CatalogClient:
+    """HTTP access to one app instance, plus helpers that read what users see."""
+
+    def __init__(self, http: httpx.AsyncClient, database: Database) -> None:
+        self.http = http
+        self.database = database
+
+    @classmethod
+    @asynccontextmanager
+    async def started(
+        cls, settings: Settings, database: Database | None = None
+    ) -> AsyncIterator["CatalogClient"]:
+        database = database or Database(settings.database_url)
+        app = create_app(settings, database)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://catalog.test") as http:
+            try:
+                yield cls(http, database)
+            finally:
+                await database.dispose()
+
+    async def post_callback(self, payload: Any, **kwargs: Any) -> httpx.Response:
+        return await self.http.post("/callbacks/tencent", json=payload, **kwargs)
+
+    async def send(self, payload: dict[str, Any]) -> httpx.Response:
+        """Deliver a signed event and insist that it was accepted."""
+        response = await self.post_callback(sign(payload))
+        assert response.status_code == 200, response.text
+        assert response.json() == {"code": 0}
+        return response
+
+    async def send_all(self, payloads: Iterable[dict[str, Any]]) -> None:
+        for payload in payloads:
+            await self.send(payload)
+
+    async def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        """The `data` of a query that must succeed."""
+        body = await self.graphql(query, variables, token)
+        assert "errors" not in body, body["errors"]
+        return body["data"]  # type: ignore[no-any-return]
+
+    async def stream_catalog(self, stream_id: str) -> dict[str, Any] | None:
+        return (await self.data(STREAM_CATALOG, {"streamId": stream_id}))["stream"]
+
+    async def broadcasts(self, stream_id: str) -> list[dict[str, Any]]:
+        """The stream's broadcasts, oldest first."""
+        stream = await self.stream_catalog(stream_id)
+        assert stream is not None, f"stream {stream_id} is not in the catalog"
+        return [edge["node"] for edge in reversed(stream["broadcasts"]["edges"])]
+
+    async def all_rooms(self, page: int = 7) -> list[dict[str, Any]]:
+        """Every room, walking the list page by page with cursors."""
+        rooms: list[dict[str, Any]] = []
+        after = None
+        while True:
+            data = await self.data(
+                """query Rooms($first: Int, $after: String) {
+                     rooms(first: $first, after: $after) {
+                       edges { cursor node { kind playbackUrl stream { streamId }
+                               broadcast { id startedAt endedAt } } }
+                       pageInfo { hasNextPage endCursor }
+                     } }""",
+                {"first": page, "after": after},
+            )
+            connection = data["rooms"]
+            rooms += [edge["node"] for edge in connection["edges"]]
+            if not connection["pageInfo"]["hasNextPage"]:
+                return rooms
+            after = connection["pageInfo"]["endCursor"]

@@ -1,0 +1,194 @@
+"""POST /callbacks/tencent: authentication, status codes, idempotency and outages."""
+
+import asyncio
+import hashlib
+import logging
+import time
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+from sqlalchemy import func, select
+
+from storage import InboxEntry, RecordingFile
+from tests.catalog_client import BASE, CALLBACK_KEY, CatalogClient, push, recording, sign
+from tests.conftest import make_settings
+
+FILE_QUERY = "query($id: String!) { recordingFile(fileId: $id) { fileId format } }"
+
+
+async def count(catalog: CatalogClient, model: Any) -> int:
+    rows = await catalog.database.scalars(select(func.count()).select_from(model))
+    return int(rows[0])
+
+
+async def test_signed_callback_is_accepted_and_stored(catalog: CatalogClient) -> None:
+    response = await catalog.post_callback(sign(recording("2121_alice", "f1", BASE, BASE + 60)))
+    assert response.status_code == 200
+    assert response.json() == {"code": 0}
+    data = await catalog.data(FILE_QUERY, {"id": "f1"})
+    assert data["recordingFile"] == {"fileId": "f1", "format": "HLS"}
+
+
+def signed_with(payload: dict[str, Any], t: Any, key: str = CALLBACK_KEY) -> dict[str, Any]:
+    return {**payload, "t": t, "sign": hashlib.md5(f"{key}{t}".encode()).hexdigest()}
+
+
+@pytest.mark.parametrize(
+    ("forge", "reason"),
+    [
+        (lambda p: {**sign(p), "sign": "0" * 32}, "wrong sign"),
+        (lambda p: sign(p, key="not-the-key"), "wrong sign"),
+        (lambda p: signed_with(p, int(time.time()) - 1), "expired"),
+        (lambda p: {k: v for k, v in sign(p).items() if k != "sign"}, "missing sign"),
+        (lambda p: {k: v for k, v in sign(p).items() if k != "t"}, "invalid t"),
+        (lambda p: {**sign(p), "t": "soon"}, "invalid t"),
+        # A valid sign for another t does not make an expired t valid.
+        (
+            lambda p: {**signed_with(p, int(time.time()) + 600), "t": int(time.time()) - 5},
+            "wrong sign",
+        ),
+    ],
+    ids=["zero-sign", "other-key", "expired", "no-sign", "no-t", "garbage-t", "swapped-t"],
+)
+async def test_forged_or_expired_callback_is_refused_and_not_stored(
+    catalog: CatalogClient, forge: Any, reason: str
+) -> None:
+    response = await catalog.post_callback(forge(recording("2121_alice", "f1", BASE, BASE + 60)))
+    assert response.status_code == 401
+    body = response.json()
+    assert body["code"] != 0 and reason in body["message"]
+    assert (await catalog.data(FILE_QUERY, {"id": "f1"}))["recordingFile"] is None
+    assert await count(catalog, InboxEntry) == 0
+
+
+async def test_t_sent_as_a_string_is_accepted(catalog: CatalogClient) -> None:
+    t = str(int(time.time()) + 600)
+    await catalog.post_callback(signed_with(recording("2121_a", "f1", BASE, BASE + 9), t))
+    assert (await catalog.data(FILE_QUERY, {"id": "f1"}))["recordingFile"] is not None
+
+
+async def test_without_a_callback_key_every_callback_is_refused(database_url: str) -> None:
+    async with CatalogClient.started(make_settings(database_url, callback_key=None)) as catalog:
+        response = await catalog.post_callback(sign(push("2121_a", BASE)))
+        assert response.status_code == 401
+        assert "CALLBACK_KEY is not configured" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[1, 2]", b'"text"', b"", b"\xff\xfe", b"null"],
+    ids=["text", "array", "string", "empty", "binary", "null"],
+)
+async def test_body_that_is_not_a_json_object_gets_400(catalog: CatalogClient, body: bytes) -> None:
+    response = await catalog.http.post(
+        "/callbacks/tencent", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] != 0
+    assert await count(catalog, InboxEntry) == 0
+
+
+async def test_oversized_body_gets_413_even_without_content_length(
+    catalog: CatalogClient,
+) -> None:
+    payload = sign({**push("2121_a", BASE), "padding": "x" * (70 * 1024)})
+    response = await catalog.post_callback(payload)
+    assert response.status_code == 413
+
+    async def chunks() -> Any:
+        for _ in range(100):
+            yield b" " * 1024  # streamed: no Content-Length to trust
+
+    response = await catalog.http.post("/callbacks/tencent", content=chunks())
+    assert response.status_code == 413
+    assert await count(catalog, InboxEntry) == 0
+
+
+async def test_retried_callback_is_stored_once(catalog: CatalogClient) -> None:
+    event = recording("2121_alice", "f1", BASE, BASE + 60)
+    for _ in range(3):  # each retry carries a new t and sign
+        await catalog.send(event)
+    assert await count(catalog, RecordingFile) == 1
+    assert await count(catalog, InboxEntry) == 1
+
+
+async def test_concurrent_deliveries_of_one_event_are_stored_once(catalog: CatalogClient) -> None:
+    event = sign(recording("2121_alice", "f1", BASE, BASE + 60))
+    responses = await asyncio.gather(*(catalog.post_callback(event) for _ in range(8)))
+    assert [r.status_code for r in responses] == [200] * 8
+    assert await count(catalog, RecordingFile) == 1
+    assert await count(catalog, InboxEntry) == 1
+
+
+async def test_unused_event_types_are_kept_in_the_inbox_and_ignored(
+    catalog: CatalogClient,
+) -> None:
+    await catalog.send({"event_type": 332, "stream_id": "2121_a", "record_status": "x"})
+    rows = await catalog.database.scalars(select(InboxEntry))
+    assert [(r.event_type, r.outcome) for r in rows] == [(332, "ignored")]
+    assert (await catalog.data('{ stream(streamId: "2121_a") { streamId } }'))["stream"] is None
+
+
+async def test_inbox_keeps_the_payload_exactly_as_received(catalog: CatalogClient) -> None:
+    event = {**recording(" 2121_a ", "f1", BASE, BASE + 60), "new_field": {"nested": [1, "x"]}}
+    signed = sign(event)
+    await catalog.post_callback(signed)
+    (entry,) = await catalog.database.scalars(select(InboxEntry))
+    assert entry.payload == signed
+    assert entry.outcome == "applied"
+
+
+async def test_malformed_authentic_event_is_quarantined_not_dropped(
+    catalog: CatalogClient,
+) -> None:
+    broken = {"event_type": 100, "stream_id": "2121_a", "file_id": "f1"}  # no URL, no times
+    response = await catalog.post_callback(sign(broken))
+    assert response.status_code == 200  # stored: Tencent must not retry it forever
+    (entry,) = await catalog.database.scalars(select(InboxEntry))
+    assert entry.outcome == "quarantined"
+    assert entry.reason == "video_url is missing"
+    assert await count(catalog, RecordingFile) == 0
+
+
+@pytest.mark.parametrize(
+    "unreachable",
+    [
+        "sqlite+aiosqlite:////nonexistent-directory/catalog.db",
+        "postgresql+asyncpg://postgres@127.0.0.1:1/test",
+    ],
+    ids=["sqlite", "postgres"],
+)
+async def test_callback_gets_503_when_the_database_cannot_be_written(unreachable: str) -> None:
+    async with CatalogClient.started(make_settings(unreachable)) as catalog:
+        response = await catalog.post_callback(sign(push("2121_a", BASE)))
+        assert response.status_code == 503
+        assert response.json()["code"] != 0
+        assert (await catalog.http.get("/readyz")).status_code == 503
+        assert (await catalog.http.get("/healthz")).status_code == 200
+        body = await catalog.graphql('{ stream(streamId: "2121_a") { streamId } }')
+        assert (
+            body["errors"][0]["message"] == "the catalog database is unavailable; try again later"
+        )
+
+
+async def test_readyz_is_ok_when_the_database_answers(catalog: CatalogClient) -> None:
+    response = await catalog.http.get("/readyz")
+    assert response.status_code == 200
+
+
+async def test_secrets_never_reach_logs_or_responses(
+    catalog: CatalogClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="replay_catalog")
+    caplog.set_level(logging.INFO)
+    secret_param = "txSecret=5f1b2c3d4e&txTime=65F0A1B2"
+    event = push("2121_a", BASE, "s1", stream_param=f"bizid=2121&{secret_param}")
+    signed = sign(event)
+    ok = await catalog.post_callback(signed)
+    forged = await catalog.post_callback({**signed, "sign": "f" * 32})
+    for text in (caplog.text, ok.text, forged.text):
+        assert CALLBACK_KEY not in text
+        assert "5f1b2c3d4e" not in text
+        assert signed["sign"] not in text
