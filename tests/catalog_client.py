@@ -102,6 +102,17 @@ query StreamCatalog($streamId: String!) {
 """
 
 
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "callback_key": CALLBACK_KEY,
+        "admin_token": ADMIN_TOKEN,
+        "reconnect_window_seconds": 300,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
 class CatalogClient:
     """HTTP access to one app instance, plus helpers that read what users see."""
 

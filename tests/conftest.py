@@ -4,6 +4,8 @@ Every test that takes `catalog` runs twice, once per database. PostgreSQL is the
 machine's server (TEST_POSTGRES_URL, default postgres@127.0.0.1:5432/test); when
 it cannot be reached the tests fail rather than skip. Deselect them explicitly
 with `-m "not postgres"` on a machine without PostgreSQL.
+
+Test modules mark themselves with `pytestmark = pytest.mark.anyio` to run async tests.
 """
 
 import os
@@ -16,11 +18,10 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from replay_catalog.settings import Settings
 from storage import metadata
 from storage.database import Database
 from storage.migrate import upgrade_to_head
-from tests.catalog_client import ADMIN_TOKEN, CALLBACK_KEY, CatalogClient
+from tests.catalog_client import CatalogClient, make_settings
 
 POSTGRES_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -28,14 +29,6 @@ POSTGRES_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("anyio") is None and "anyio_backend" in getattr(
-            item, "fixturenames", ()
-        ):
-            item.add_marker(pytest.mark.anyio)
 
 
 @pytest.fixture(scope="session")
@@ -104,17 +97,6 @@ async def _empty_tables(database: Database) -> None:
     names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
     async with database.engine.begin() as connection:
         await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-
-
-def make_settings(database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "callback_key": CALLBACK_KEY,
-        "admin_token": ADMIN_TOKEN,
-        "reconnect_window_seconds": 300,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture

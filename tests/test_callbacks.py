@@ -7,13 +7,20 @@ import time
 from typing import Any
 
 import pytest
-
-pytestmark = pytest.mark.anyio
 from sqlalchemy import func, select
 
 from storage import InboxEntry, RecordingFile
-from tests.catalog_client import BASE, CALLBACK_KEY, CatalogClient, push, recording, sign
-from tests.conftest import make_settings
+from tests.catalog_client import (
+    BASE,
+    CALLBACK_KEY,
+    CatalogClient,
+    make_settings,
+    push,
+    recording,
+    sign,
+)
+
+pytestmark = pytest.mark.anyio
 
 FILE_QUERY = "query($id: String!) { recordingFile(fileId: $id) { fileId format } }"
 
