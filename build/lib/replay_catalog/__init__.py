@@ -1,0 +1,1 @@
+"""replay-catalog: a GraphQL catalog of Tencent Cloud Live recordings."""

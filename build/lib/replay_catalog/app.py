@@ -1,0 +1,137 @@
+"""The ASGI application, built by `create_app(settings)`: routes, GraphQL and lifespan."""
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from replay_catalog.settings import Settings
+from replay_catalog.tencent import CallbackRejected
+from resolvers.context import CatalogContext
+from resolvers.ingestion import Ingestor
+from schema import build_schema
+from storage.database import Database, DatabaseUnavailable
+
+log = logging.getLogger("replay_catalog.http")
+
+# Non-zero `code`s of refused callbacks (Tencent ignores the body; these help operators).
+CODE_OK = 0
+CODE_BAD_REQUEST = 400
+CODE_UNAUTHORIZED = 401
+CODE_TOO_LARGE = 413
+CODE_UNAVAILABLE = 503
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class CatalogGraphQL(GraphQL[CatalogContext, None]):
+    """Strawberry's ASGI app with a fresh CatalogContext (and fresh data loaders) per request."""
+
+    def __init__(self, database: Database, ingestor: Ingestor, admin_token: str | None) -> None:
+        super().__init__(build_schema())
+        self.database = database
+        self.ingestor = ingestor
+        self.admin_token = admin_token
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> CatalogContext:
+        return CatalogContext(
+            database=self.database,
+            ingestor=self.ingestor,
+            admin_token=self.admin_token,
+            authorization=request.headers.get("authorization"),
+        )
+
+
+def _answer(status: int, code: int, message: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code}
+    if message is not None:
+        body["message"] = message
+    return JSONResponse(body, status_code=status)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it grows past `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: Settings, database: Database | None = None) -> Starlette:
+    """Build the service from its settings; `database` may be shared by the caller."""
+    database = database or Database(settings.database_url)
+    callback_key = settings.callback_key.get_secret_value() if settings.callback_key else None
+    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    ingestor = Ingestor(
+        database, callback_key, timedelta(seconds=settings.reconnect_window_seconds)
+    )
+    graphql = CatalogGraphQL(database, ingestor, admin_token)
+    body_limit = settings.callback_max_body_bytes
+
+    async def tencent_callback(request: Request) -> Response:
+        try:
+            body = await _read_limited(request, body_limit)
+        except BodyTooLarge:
+            log.warning("callback refused: body larger than %d bytes", body_limit)
+            return _answer(413, CODE_TOO_LARGE, f"body larger than {body_limit} bytes")
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            payload = None
+        if not isinstance(payload, dict):
+            log.warning("callback refused: body is not a JSON object")
+            return _answer(400, CODE_BAD_REQUEST, "body must be a JSON object")
+        try:
+            await ingestor.ingest_callback(payload)
+        except CallbackRejected as refusal:
+            return _answer(401, CODE_UNAUTHORIZED, str(refusal))
+        except DatabaseUnavailable as failure:
+            return _answer(503, CODE_UNAVAILABLE, str(failure))
+        return _answer(200, CODE_OK)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await database.ping()
+        except Exception as failure:
+            log.warning("not ready: database did not answer (%s)", type(failure).__name__)
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "up"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await database.dispose()
+
+    routes = [
+        Route("/callbacks/tencent", tencent_callback, methods=["POST"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.database = database
+    app.state.settings = settings
+    return app

@@ -1,0 +1,1 @@
+"""What fields and mutations do: ingestion rules, grouping, queries and data loaders."""

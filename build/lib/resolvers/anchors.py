@@ -1,0 +1,61 @@
+"""Anchor profiles: the admin's upsert, which also claims streams."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from resolvers.errors import InvalidInput
+from storage import Anchor
+from storage.anchors import upsert_profile
+from storage.database import UNAVAILABLE_MESSAGE, Database, DatabaseUnavailable
+from storage.streams import claim_streams
+
+MAX_STREAMS_PER_UPSERT = 100
+
+
+@dataclass
+class AnchorProfile:
+    """A validated upsertAnchor input; fields left out of `changes` stay as they are."""
+
+    user_id: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    stream_ids: list[str] = field(default_factory=list)
+
+
+def validate_profile(
+    user_id: str,
+    changes: dict[str, str | None],
+    stream_ids: list[str] | None,
+) -> AnchorProfile:
+    user_id = user_id.strip()
+    if not user_id or len(user_id) > 128:
+        raise InvalidInput("userId must be 1 to 128 characters")
+    cleaned: dict[str, Any] = {}
+    for name, value in changes.items():
+        value = value.strip() if value is not None else None
+        cleaned[name] = value or None
+    nickname = cleaned.get("nickname")
+    if nickname is not None and len(nickname) > 256:
+        raise InvalidInput("nickname must be at most 256 characters")
+    avatar = cleaned.get("avatar_url")
+    if avatar is not None and (
+        len(avatar) > 2048 or not avatar.lower().startswith(("http://", "https://"))
+    ):
+        raise InvalidInput("avatarUrl must be an http(s) URL of at most 2048 characters")
+    streams = [s.strip() for s in stream_ids or []]
+    if len(streams) > MAX_STREAMS_PER_UPSERT:
+        raise InvalidInput(f"at most {MAX_STREAMS_PER_UPSERT} streamIds at a time")
+    if any(not s or len(s) > 256 for s in streams):
+        raise InvalidInput("each streamId must be 1 to 256 characters")
+    return AnchorProfile(user_id, cleaned, sorted(set(streams)))
+
+
+async def upsert_anchor(database: Database, profile: AnchorProfile) -> Anchor:
+    try:
+        async with database.writing() as session:
+            anchor = await upsert_profile(session, profile.user_id, profile.changes)
+            await claim_streams(session, anchor, profile.stream_ids)
+            return anchor
+    except (SQLAlchemyError, OSError) as failure:
+        raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure

@@ -1,0 +1,87 @@
+"""The catalog's list queries: room list, replays, broadcasts and recording files."""
+
+from typing import Any
+
+from resolvers.context import CatalogContext
+from resolvers.pagination import Page, decode_cursor, make_page, page_size
+from storage import Broadcast, RecordingFile
+from storage.broadcasts import (
+    BROADCASTS,
+    REPLAYS,
+    ROOMS,
+    replays_query,
+    rooms_query,
+    stream_broadcasts_query,
+)
+from storage.keyset import Listing
+from storage.recordings import RECORDINGS, recordings_query
+
+
+async def _page(
+    context: CatalogContext,
+    name: str,
+    listing: Listing,
+    first: int | None,
+    after: str | None,
+    query: Any,
+) -> Page[Any]:
+    limit = page_size(first)
+    position = decode_cursor(name, listing, after)
+    if limit == 0:
+        return Page([], [], has_next_page=False)
+    rows = await context.database.scalars(query(position, limit))
+    for row in rows:
+        if isinstance(row, Broadcast):
+            context.loaders.broadcast.prime(row.id, row)
+    return make_page(name, listing, rows, limit)
+
+
+async def rooms(context: CatalogContext, first: int | None, after: str | None) -> Page[Broadcast]:
+    return await _page(context, "rooms", ROOMS, first, after, rooms_query)
+
+
+async def replays(
+    context: CatalogContext, anchor_pk: int, first: int | None, after: str | None
+) -> Page[Broadcast]:
+    return await _page(
+        context,
+        f"replays:{anchor_pk}",
+        REPLAYS,
+        first,
+        after,
+        lambda position, limit: replays_query(anchor_pk, position, limit),
+    )
+
+
+async def stream_broadcasts(
+    context: CatalogContext, stream_pk: int, first: int | None, after: str | None
+) -> Page[Broadcast]:
+    return await _page(
+        context,
+        f"broadcasts:{stream_pk}",
+        BROADCASTS,
+        first,
+        after,
+        lambda position, limit: stream_broadcasts_query(stream_pk, position, limit),
+    )
+
+
+async def recording_files(
+    context: CatalogContext, stream_id: str | None, first: int | None, after: str | None
+) -> Page[RecordingFile]:
+    stream_pk = None
+    if stream_id is not None:
+        stream = await context.loaders.stream_by_stream_id.load(stream_id)
+        if stream is None:
+            page_size(first)
+            decode_cursor(f"recordings:{stream_id}", RECORDINGS, after)
+            return Page([], [], has_next_page=False)
+        stream_pk = stream.id
+    return await _page(
+        context,
+        f"recordings:{stream_id or ''}",
+        RECORDINGS,
+        first,
+        after,
+        lambda position, limit: recordings_query(stream_pk, position, limit),
+    )

@@ -1,0 +1,197 @@
+"""Grouping a stream's pushes, files and screenshots into broadcasts.
+
+Tencent does not define "one broadcast"; its FAQ says to match recordings to
+sessions by time. We derive broadcasts as a pure function of the set of facts
+stored for a stream, so the catalog never depends on the order in which
+callbacks arrived or on how often they were retried:
+
+1. Pushes (event 1) and cut-offs (event 0) are paired into sessions: by their
+   shared `sequence` where Tencent sends one, otherwise in time order.
+2. Sessions, recording files and screenshots are time spans. Spans that overlap
+   or are separated by at most the reconnect window belong to one broadcast.
+   That covers parts cut by `record_interval`, new `.m3u8` files after a break,
+   the several formats of one session, and a stream that comes back quickly.
+3. A session without a cut-off is on air only if it is the stream's latest
+   session; an older one whose cut-off never came ends where it started.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from storage.broadcasts import ROOM_RANK_LIVE, ROOM_RANK_REPLAY
+
+# A replay plays best as HLS, then MP4, then FLV (the only formats mobile browsers
+# play are MP4 and HLS); an audio-only AAC recording is the last resort.
+PLAYBACK_PREFERENCE = ("HLS", "MP4", "FLV", "AAC")
+
+PUSH_STARTED = 1
+PUSH_CUT_OFF = 0
+
+
+@dataclass(frozen=True)
+class PushFact:
+    id: int
+    event_type: int
+    at: datetime
+    sequence: str
+    push_duration_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class FileFact:
+    id: int
+    file_id: str
+    format: str
+    video_url: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class ScreenshotFact:
+    id: int
+    at: datetime
+
+
+@dataclass
+class Session:
+    start: datetime
+    end: datetime | None  # None: no cut-off yet
+    push_ids: list[int]
+
+
+@dataclass
+class BroadcastShape:
+    """Everything about one broadcast that follows from its facts."""
+
+    started_at: datetime
+    ended_at: datetime | None
+    is_live: bool
+    push_ids: list[int] = field(default_factory=list)
+    files: list[FileFact] = field(default_factory=list)
+    screenshot_ids: list[int] = field(default_factory=list)
+
+    @property
+    def duration_seconds(self) -> int | None:
+        if self.ended_at is None:
+            return None
+        return int((self.ended_at - self.started_at).total_seconds())
+
+    @property
+    def playback_url(self) -> str | None:
+        """The recording an app should play: by format preference, then the earliest part."""
+        if self.is_live or not self.files:
+            return None
+        best = min(
+            self.files,
+            key=lambda f: (PLAYBACK_PREFERENCE.index(f.format), f.start, f.end, f.file_id),
+        )
+        return best.video_url
+
+    @property
+    def room_rank(self) -> int | None:
+        if self.is_live:
+            return ROOM_RANK_LIVE
+        return ROOM_RANK_REPLAY if self.files else None
+
+    @property
+    def room_time(self) -> datetime | None:
+        return self.started_at if self.is_live else self.ended_at
+
+
+def pair_sessions(pushes: Iterable[PushFact]) -> list[Session]:
+    """Pair pushes with cut-offs; see the module docstring for the rules."""
+    sessions: list[Session] = []
+    by_sequence: dict[str, list[PushFact]] = defaultdict(list)
+    unsequenced: list[PushFact] = []
+    for push in pushes:
+        (by_sequence[push.sequence] if push.sequence else unsequenced).append(push)
+
+    for events in by_sequence.values():
+        starts = [e.at for e in events if e.event_type == PUSH_STARTED]
+        cut_offs = [e for e in events if e.event_type == PUSH_CUT_OFF]
+        end = max((e.at for e in cut_offs), default=None)
+        if starts:
+            start = min(starts)
+        else:
+            assert end is not None
+            start = end - _pushed_for(cut_offs)
+        if end is not None and start > end:
+            start, end = end, start
+        sessions.append(Session(start, end, sorted(e.id for e in events)))
+
+    # Without a sequence, a cut-off ends the push before it; a push while another is
+    # open means the first one's cut-off was lost.
+    unsequenced.sort(key=lambda e: (e.at, -e.event_type, e.sequence, e.id))
+    open_push: PushFact | None = None
+    for event in unsequenced:
+        if event.event_type == PUSH_STARTED:
+            if open_push is not None:
+                sessions.append(Session(open_push.at, open_push.at, [open_push.id]))
+            open_push = event
+        elif open_push is not None:
+            sessions.append(Session(open_push.at, event.at, [open_push.id, event.id]))
+            open_push = None
+        else:
+            sessions.append(Session(event.at - _pushed_for([event]), event.at, [event.id]))
+    if open_push is not None:
+        sessions.append(Session(open_push.at, None, [open_push.id]))
+
+    sessions.sort(key=lambda s: (s.start, s.end is None, s.end or s.start, s.push_ids))
+    for session in sessions[:-1]:
+        if session.end is None:
+            session.end = session.start
+    return sessions
+
+
+def _pushed_for(cut_offs: Sequence[PushFact]) -> timedelta:
+    durations = [e.push_duration_ms for e in cut_offs if e.push_duration_ms]
+    return timedelta(milliseconds=max(0, max(durations))) if durations else timedelta(0)
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: datetime
+    end: datetime | None
+    kind: int  # 0 session, 1 file, 2 screenshot (orders equal spans deterministically)
+    index: int
+
+
+def group_broadcasts(
+    pushes: Iterable[PushFact],
+    files: Iterable[FileFact],
+    screenshots: Iterable[ScreenshotFact],
+    reconnect_window: timedelta,
+) -> list[BroadcastShape]:
+    """The broadcasts of one stream, oldest first."""
+    sessions = pair_sessions(pushes)
+    file_list = sorted(files, key=lambda f: (f.start, f.end, f.file_id))
+    shot_list = sorted(screenshots, key=lambda s: (s.at, s.id))
+    spans = [_Span(s.start, s.end, 0, i) for i, s in enumerate(sessions)]
+    spans += [_Span(f.start, f.end, 1, i) for i, f in enumerate(file_list)]
+    spans += [_Span(s.at, s.at, 2, i) for i, s in enumerate(shot_list)]
+    spans.sort(key=lambda s: (s.start, s.end is None, s.end or s.start, s.kind, s.index))
+
+    broadcasts: list[BroadcastShape] = []
+    reach: datetime | None = None  # the end of the current broadcast; None while on air
+    current: BroadcastShape | None = None
+    for span in spans:
+        joins = current is not None and (reach is None or span.start <= reach + reconnect_window)
+        if not joins:
+            current = BroadcastShape(started_at=span.start, ended_at=span.end, is_live=False)
+            broadcasts.append(current)
+            reach = span.end
+        elif reach is not None:
+            reach = None if span.end is None else max(reach, span.end)
+        assert current is not None
+        if span.kind == 0:
+            current.push_ids.extend(sessions[span.index].push_ids)
+            current.is_live = current.is_live or sessions[span.index].end is None
+        elif span.kind == 1:
+            current.files.append(file_list[span.index])
+        else:
+            current.screenshot_ids.append(shot_list[span.index].id)
+        current.ended_at = None if current.is_live else reach
+    return broadcasts

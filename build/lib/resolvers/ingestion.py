@@ -1,0 +1,305 @@
+"""Ingesting Tencent callbacks: one code path for the HTTP route, the mutation and the demo.
+
+An event is stored in the inbox and applied to the catalog in one short
+transaction, so a 200 always means both happened, and a retry (the same event
+again, or two deliveries at once) meets the inbox's unique key and changes
+nothing. After every applied event the stream's broadcasts are regrouped from
+all its stored facts, which makes the catalog independent of arrival order.
+"""
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
+
+from replay_catalog import tencent
+from resolvers.events import (
+    CatalogEvent,
+    PushEnded,
+    PushStarted,
+    RecordingFileReady,
+    ScreenshotTaken,
+    UnusedEvent,
+)
+from resolvers.grouping import (
+    BroadcastShape,
+    FileFact,
+    PushFact,
+    ScreenshotFact,
+    group_broadcasts,
+)
+from storage import Broadcast, InboxEntry, PushEvent, RecordingFile, Screenshot, Stream
+from storage.broadcasts import broadcasts_of_stream, move_members
+from storage.database import (
+    UNAVAILABLE_MESSAGE,
+    Database,
+    DatabaseUnavailable,
+    insert_or_ignore,
+    table_of,
+)
+from storage.inbox import (
+    OUTCOME_APPLIED,
+    OUTCOME_IGNORED,
+    OUTCOME_QUARANTINED,
+    inbox_entry_by_key,
+)
+from storage.push_events import pushes_of_stream
+from storage.recordings import files_of_stream
+from storage.screenshots import screenshots_of_stream
+from storage.streams import lock_stream
+from storage.times import utc_now
+
+log = logging.getLogger("replay_catalog.ingestion")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: bool
+    duplicate: bool
+    event_type: int | None
+    outcome: str
+    reason: str | None = None
+
+
+class Ingestor:
+    """Authenticates callbacks and applies them to the catalog."""
+
+    def __init__(
+        self, database: Database, callback_key: str | None, reconnect_window: timedelta
+    ) -> None:
+        self.database = database
+        self.callback_key = callback_key
+        self.reconnect_window = reconnect_window
+
+    async def ingest_callback(self, payload: Mapping[str, Any]) -> IngestResult:
+        """Check the sign, then store and apply. Raises CallbackRejected or DatabaseUnavailable."""
+        try:
+            tencent.verify_callback_sign(payload, self.callback_key, now=time.time())
+        except tencent.CallbackRejected as refusal:
+            log.warning(
+                "callback refused: %s (event_type=%s stream=%s)",
+                refusal,
+                tencent.event_type_of(payload),
+                _loggable(tencent.stream_id_of(payload)),
+            )
+            raise
+        return await self.ingest_authentic(payload)
+
+    async def ingest_authentic(self, payload: Mapping[str, Any]) -> IngestResult:
+        """Store and apply a payload whose authenticity is established."""
+        started = time.perf_counter()
+        event_type = tencent.event_type_of(payload)
+        stream_id = tencent.stream_id_of(payload)
+        try:
+            event = tencent.parse_callback(payload)
+        except tencent.MalformedEvent as fault:
+            result = await self._store(payload, event_type, stream_id, None, str(fault))
+        else:
+            result = await self._store(payload, event_type, stream_id, event, None)
+        log.info(
+            "callback event_type=%s stream=%s outcome=%s%s%s in %.1f ms",
+            event_type,
+            _loggable(stream_id),
+            result.outcome,
+            " (duplicate)" if result.duplicate else "",
+            f" reason={result.reason!r}" if result.reason else "",
+            (time.perf_counter() - started) * 1000,
+        )
+        return result
+
+    async def _store(
+        self,
+        payload: Mapping[str, Any],
+        event_type: int | None,
+        stream_id: str | None,
+        event: CatalogEvent | UnusedEvent | None,
+        fault: str | None,
+    ) -> IngestResult:
+        if fault is not None:
+            outcome = OUTCOME_QUARANTINED
+        elif isinstance(event, UnusedEvent):
+            outcome = OUTCOME_IGNORED
+        else:
+            outcome = OUTCOME_APPLIED
+        key = tencent.event_key(payload)
+        entry: dict[str, Any] = {
+            "event_key": key,
+            "event_type": event_type,
+            "stream_id": (stream_id or "")[:256] or None,
+            "payload": dict(payload),
+            "received_at": utc_now(),
+            "outcome": outcome,
+            "reason": fault,
+        }
+        try:
+            async with self.database.writing() as session:
+                inserted = await session.execute(
+                    insert_or_ignore(session, table_of(InboxEntry), entry, ["event_key"]).returning(
+                        table_of(InboxEntry).c.id
+                    )
+                )
+                if inserted.first() is None:
+                    stored = await inbox_entry_by_key(session, key)
+                    return IngestResult(True, True, event_type, stored.outcome, stored.reason)
+                if outcome == OUTCOME_APPLIED and not isinstance(event, UnusedEvent):
+                    assert event is not None
+                    await apply_event(session, event, self.reconnect_window)
+        except (SQLAlchemyError, OSError) as failure:
+            log.error("database unavailable while storing a callback: %s", type(failure).__name__)
+            raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+        return IngestResult(True, False, event_type, outcome, fault)
+
+
+def _loggable(text: str | None) -> str:
+    """Stream ids go into log lines; keep them short and on one line."""
+    return "-" if text is None else text[:80].encode("unicode_escape").decode()
+
+
+async def apply_event(
+    session: AsyncSession, event: CatalogEvent, reconnect_window: timedelta
+) -> None:
+    """Record the event's fact and regroup its stream, inside the caller's transaction."""
+    stream = await lock_stream(session, event.stream_id)
+    assert stream.id is not None
+    fact = _fact_row(event, stream.id)
+    table = table_of(type(fact))
+    values = fact.model_dump(exclude={"id"})
+    await session.execute(insert_or_ignore(session, table, values, _fact_keys(event)))
+    await regroup_stream(session, stream, reconnect_window)
+
+
+def _fact_row(event: CatalogEvent, stream_pk: int) -> PushEvent | RecordingFile | Screenshot:
+    if isinstance(event, PushStarted):
+        return PushEvent(
+            stream_pk=stream_pk,
+            event_type=tencent.EVENT_PUSH_STARTED,
+            event_time=event.at,
+            sequence=event.sequence,
+        )
+    if isinstance(event, PushEnded):
+        return PushEvent(
+            stream_pk=stream_pk,
+            event_type=tencent.EVENT_PUSH_CUT_OFF,
+            event_time=event.at,
+            sequence=event.sequence,
+            push_duration_ms=event.push_duration_ms,
+            errcode=event.errcode,
+            errmsg=event.errmsg,
+        )
+    if isinstance(event, RecordingFileReady):
+        return RecordingFile(
+            file_id=event.file_id,
+            stream_pk=stream_pk,
+            format=event.format,
+            video_url=event.video_url,
+            video_id=event.video_id,
+            file_size=event.file_size,
+            start_time=event.start_time,
+            end_time=event.end_time,
+            duration_seconds=event.duration_seconds,
+            task_id=event.task_id,
+            received_at=utc_now(),
+        )
+    return Screenshot(
+        stream_pk=stream_pk,
+        taken_at=event.taken_at,
+        url=event.url,
+        width=event.width,
+        height=event.height,
+    )
+
+
+def _fact_keys(event: CatalogEvent) -> list[str]:
+    """The unique key that makes a fact impossible to store twice."""
+    if isinstance(event, PushStarted | PushEnded):
+        return ["stream_pk", "event_type", "event_time", "sequence"]
+    if isinstance(event, RecordingFileReady):
+        return ["file_id"]
+    assert isinstance(event, ScreenshotTaken)
+    return ["stream_pk", "url"]
+
+
+async def regroup_stream(session: AsyncSession, stream: Stream, window: timedelta) -> None:
+    """Derive the stream's broadcasts from all its facts and write what changed."""
+    assert stream.id is not None
+    pushes = await pushes_of_stream(session, stream.id)
+    files = await files_of_stream(session, stream.id)
+    shots = await screenshots_of_stream(session, stream.id)
+    shapes = group_broadcasts(
+        [
+            PushFact(p.id or 0, p.event_type, p.event_time, p.sequence, p.push_duration_ms)
+            for p in pushes
+        ],
+        [
+            FileFact(f.id or 0, f.file_id, f.format, f.video_url, f.start_time, f.end_time)
+            for f in files
+        ],
+        [ScreenshotFact(s.id or 0, s.taken_at) for s in shots],
+        window,
+    )
+    existing = {b.id: b for b in await broadcasts_of_stream(session, stream.id)}
+    owner: dict[type[SQLModel], dict[int | None, int | None]] = {
+        PushEvent: {p.id: p.broadcast_id for p in pushes},
+        RecordingFile: {f.id: f.broadcast_id for f in files},
+        Screenshot: {s.id: s.broadcast_id for s in shots},
+    }
+    kept: set[int] = set()
+    live_broadcast: int | None = None
+    for shape in shapes:
+        members: dict[type[SQLModel], list[int]] = {
+            PushEvent: shape.push_ids,
+            RecordingFile: [f.id for f in shape.files],  # FileFact ids are row ids
+            Screenshot: shape.screenshot_ids,
+        }
+        # Keep the id of a broadcast these facts already belonged to, so that ids
+        # stay stable while a broadcast grows.
+        previous = {owner[kind][i] for kind, ids in members.items() for i in ids}
+        candidates = sorted(
+            b for b in previous if b is not None and b in existing and b not in kept
+        )
+        broadcast = existing[candidates[0]] if candidates else None
+        broadcast = _shape_broadcast(broadcast, shape, stream.id)
+        session.add(broadcast)
+        await session.flush()
+        assert broadcast.id is not None
+        kept.add(broadcast.id)
+        if shape.is_live:
+            live_broadcast = broadcast.id
+        for kind, ids in members.items():
+            moved = [i for i in ids if owner[kind][i] != broadcast.id]
+            await move_members(session, kind, moved, broadcast.id)
+    for broadcast_id, broadcast in existing.items():
+        if broadcast_id not in kept:
+            await session.delete(broadcast)
+    stream.is_live = live_broadcast is not None
+    stream.current_broadcast_id = live_broadcast
+    session.add(stream)
+    await session.flush()
+
+
+def _shape_broadcast(
+    broadcast: Broadcast | None, shape: BroadcastShape, stream_pk: int
+) -> Broadcast:
+    fields: dict[str, Any] = {
+        "started_at": shape.started_at,
+        "ended_at": shape.ended_at,
+        "is_live": shape.is_live,
+        "duration_seconds": shape.duration_seconds,
+        "playback_url": shape.playback_url,
+        "recording_count": len(shape.files),
+        "room_rank": shape.room_rank,
+        "room_time": shape.room_time,
+    }
+    if broadcast is None:
+        return Broadcast(stream_pk=stream_pk, updated_at=utc_now(), **fields)
+    if any(getattr(broadcast, name) != value for name, value in fields.items()):
+        for name, value in fields.items():
+            setattr(broadcast, name, value)
+        broadcast.updated_at = utc_now()
+    return broadcast

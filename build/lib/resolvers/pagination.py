@@ -1,0 +1,74 @@
+"""Relay pagination arguments and opaque keyset cursors."""
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from resolvers.errors import InvalidInput
+from storage.keyset import Listing
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+Row = TypeVar("Row")
+
+
+def page_size(first: int | None) -> int:
+    if first is None:
+        return DEFAULT_PAGE_SIZE
+    if not 0 <= first <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"first must be between 0 and {MAX_PAGE_SIZE}, got {first}")
+    return first
+
+
+def encode_cursor(listing_name: str, position: Sequence[Any]) -> str:
+    values = [v.isoformat() if isinstance(v, datetime) else v for v in position]
+    raw = json.dumps([listing_name, *values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(listing_name: str, listing: Listing, cursor: str | None) -> list[Any] | None:
+    """The position a cursor of this listing stands for; InvalidInput for any other string."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        name, *values = json.loads(raw)
+        types = listing.value_types()
+        if name != listing_name or len(values) != len(types):
+            raise ValueError("cursor of another list")
+        return [_cursor_value(value, kind) for value, kind in zip(values, types, strict=True)]
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
+        raise InvalidInput("after is not a cursor of this list") from error
+
+
+def _cursor_value(value: Any, kind: type) -> Any:
+    if kind is datetime:
+        if not isinstance(value, str):
+            raise ValueError("expected a time")
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("expected an offset")
+        return moment
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return value
+
+
+@dataclass(frozen=True)
+class Page(Generic[Row]):
+    """One page of rows, each with its cursor."""
+
+    rows: list[Row]
+    cursors: list[str]
+    has_next_page: bool
+
+
+def make_page(listing_name: str, listing: Listing, rows: list[Row], limit: int) -> Page[Row]:
+    shown = rows[:limit]
+    cursors = [encode_cursor(listing_name, listing.position(row)) for row in shown]
+    return Page(shown, cursors, has_next_page=len(rows) > limit)

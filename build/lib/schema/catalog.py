@@ -1,0 +1,306 @@
+"""The catalog's GraphQL types: anchors, streams, broadcasts, recording files and rooms.
+
+Per-item fields are plain attributes copied from storage rows; fields that reach
+another table go through the request's data loaders, so a page costs one
+statement per kind of thing it shows, whatever its length.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+from typing import Any, Self
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from resolvers import catalog
+from resolvers.context import CatalogContext
+from resolvers.pagination import Page
+from storage import anchors as anchor_rows
+from storage import broadcasts as broadcast_rows
+from storage import recordings as recording_rows
+from storage import streams as stream_rows
+
+CatalogInfo = Info[CatalogContext, None]
+
+
+@strawberry.enum
+class RecordingFormat(Enum):
+    FLV = "FLV"
+    HLS = "HLS"
+    MP4 = "MP4"
+    AAC = "AAC"
+
+
+@strawberry.enum
+class RoomKind(Enum):
+    LIVE = "LIVE"
+    REPLAY = "REPLAY"
+
+
+def _primary_keys(node_ids: Iterable[str]) -> list[int | None]:
+    keys: list[int | None] = []
+    for node_id in node_ids:
+        keys.append(int(node_id) if node_id.isdigit() and len(node_id) < 19 else None)
+    return keys
+
+
+async def _load_nodes(loader: Any, node_ids: Iterable[str], convert: Any) -> list[Any]:
+    keys = _primary_keys(node_ids)
+    rows = await loader.load_many([k for k in keys if k is not None])
+    found = iter(rows)
+    return [convert(next(found)) if k is not None else None for k in keys]
+
+
+def _to_connection(page: Page[Any], convert: Any) -> Any:
+    return {
+        "edges": [
+            relay.Edge(cursor=cursor, node=convert(row))
+            for row, cursor in zip(page.rows, page.cursors, strict=True)
+        ],
+        "page_info": relay.PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=False,
+            start_cursor=page.cursors[0] if page.cursors else None,
+            end_cursor=page.cursors[-1] if page.cursors else None,
+        ),
+    }
+
+
+@strawberry.type(description="A person who broadcasts; a placeholder until a profile is set.")
+class Anchor(relay.Node):
+    pk: relay.NodeID[int]
+    user_id: str
+    nickname: str | None
+    avatar_url: str | None
+
+    @classmethod
+    def from_row(cls, row: anchor_rows.Anchor | None) -> Self | None:
+        if row is None:
+            return None
+        assert row.id is not None
+        return cls(pk=row.id, user_id=row.user_id, nickname=row.nickname, avatar_url=row.avatar_url)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: CatalogInfo, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        return await _load_nodes(info.context.loaders.anchor, node_ids, cls.from_row)
+
+    @strawberry.field(description="True while any of the anchor's streams is on air.")
+    async def is_live(self, info: CatalogInfo) -> bool:
+        streams = await info.context.loaders.streams_of_anchor.load(self.pk)
+        return any(stream.is_live for stream in streams)
+
+    @strawberry.field
+    async def streams(self, info: CatalogInfo) -> list["Stream"]:
+        rows = await info.context.loaders.streams_of_anchor.load(self.pk)
+        return [Stream.from_row_required(row) for row in rows]
+
+    @strawberry.field(description="Ended broadcasts with recordings, newest first.")
+    async def replays(
+        self, info: CatalogInfo, first: int | None = None, after: str | None = None
+    ) -> relay.Connection["Broadcast"]:
+        page = await catalog.replays(info.context, self.pk, first, after)
+        return relay.Connection(**_to_connection(page, Broadcast.from_row_required))
+
+
+async def _anchor(info: CatalogInfo, anchor_pk: int) -> Anchor:
+    anchor = Anchor.from_row(await info.context.loaders.anchor.load(anchor_pk))
+    assert anchor is not None  # every stream has an anchor (a placeholder at least)
+    return anchor
+
+
+@strawberry.type(description="A push address (stream id) and what was broadcast on it.")
+class Stream(relay.Node):
+    pk: relay.NodeID[int]
+    stream_id: str
+    is_live: bool
+    anchor_pk: strawberry.Private[int]
+    current_broadcast_pk: strawberry.Private[int | None]
+
+    @classmethod
+    def from_row_required(cls, row: stream_rows.Stream) -> Self:
+        assert row.id is not None
+        return cls(
+            pk=row.id,
+            stream_id=row.stream_id,
+            is_live=row.is_live,
+            anchor_pk=row.anchor_id,
+            current_broadcast_pk=row.current_broadcast_id,
+        )
+
+    @classmethod
+    def from_row(cls, row: stream_rows.Stream | None) -> Self | None:
+        return None if row is None else cls.from_row_required(row)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: CatalogInfo, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        return await _load_nodes(info.context.loaders.stream, node_ids, cls.from_row)
+
+    @strawberry.field
+    async def anchor(self, info: CatalogInfo) -> Anchor:
+        return await _anchor(info, self.anchor_pk)
+
+    @strawberry.field(description="The broadcast on air now, if the stream is live.")
+    async def current_broadcast(self, info: CatalogInfo) -> "Broadcast | None":
+        if self.current_broadcast_pk is None:
+            return None
+        row = await info.context.loaders.broadcast.load(self.current_broadcast_pk)
+        return Broadcast.from_row(row)
+
+    @strawberry.field(description="Every broadcast of this stream, newest first.")
+    async def broadcasts(
+        self, info: CatalogInfo, first: int | None = None, after: str | None = None
+    ) -> relay.Connection["Broadcast"]:
+        page = await catalog.stream_broadcasts(info.context, self.pk, first, after)
+        return relay.Connection(**_to_connection(page, Broadcast.from_row_required))
+
+
+async def _stream(info: CatalogInfo, stream_pk: int) -> Stream:
+    return Stream.from_row_required(await info.context.loaders.stream.load(stream_pk))
+
+
+async def _anchor_of_stream(info: CatalogInfo, stream_pk: int) -> Anchor:
+    stream = await info.context.loaders.stream.load(stream_pk)
+    return await _anchor(info, stream.anchor_id)
+
+
+@strawberry.type(description="One session on air, with every file recorded during it.")
+class Broadcast(relay.Node):
+    pk: relay.NodeID[int]
+    is_live: bool
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: int | None
+    playback_url: str | None = strawberry.field(
+        description="The URL an app should play for this replay: HLS, else MP4, else FLV."
+    )
+    stream_pk: strawberry.Private[int]
+
+    @classmethod
+    def from_row_required(cls, row: broadcast_rows.Broadcast) -> Self:
+        assert row.id is not None
+        return cls(
+            pk=row.id,
+            is_live=row.is_live,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            duration_seconds=row.duration_seconds,
+            playback_url=row.playback_url,
+            stream_pk=row.stream_pk,
+        )
+
+    @classmethod
+    def from_row(cls, row: broadcast_rows.Broadcast | None) -> Self | None:
+        return None if row is None else cls.from_row_required(row)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: CatalogInfo, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        return await _load_nodes(info.context.loaders.broadcast, node_ids, cls.from_row)
+
+    @strawberry.field
+    async def stream(self, info: CatalogInfo) -> Stream:
+        return await _stream(info, self.stream_pk)
+
+    @strawberry.field
+    async def anchor(self, info: CatalogInfo) -> Anchor:
+        return await _anchor_of_stream(info, self.stream_pk)
+
+    @strawberry.field(description="Every part and format, ordered by start time.")
+    async def recordings(self, info: CatalogInfo) -> list["RecordingFile"]:
+        rows = await info.context.loaders.recordings_of_broadcast.load(self.pk)
+        return [RecordingFile.from_row_required(row) for row in rows]
+
+
+@strawberry.type(description="One recorded file, as Tencent announced it.")
+class RecordingFile(relay.Node):
+    pk: relay.NodeID[int]
+    file_id: str
+    format: RecordingFormat
+    video_url: str
+    video_id: str | None
+    file_size: float | None = strawberry.field(
+        description="Bytes; a Float because recordings can exceed 2^31 bytes."
+    )
+    start_time: datetime | None
+    end_time: datetime | None
+    duration_seconds: int | None
+    stream_pk: strawberry.Private[int]
+    broadcast_pk: strawberry.Private[int | None]
+
+    @classmethod
+    def from_row_required(cls, row: recording_rows.RecordingFile) -> Self:
+        assert row.id is not None
+        return cls(
+            pk=row.id,
+            file_id=row.file_id,
+            format=RecordingFormat(row.format),
+            video_url=row.video_url,
+            video_id=row.video_id,
+            file_size=None if row.file_size is None else float(row.file_size),
+            start_time=row.start_time,
+            end_time=row.end_time,
+            duration_seconds=row.duration_seconds,
+            stream_pk=row.stream_pk,
+            broadcast_pk=row.broadcast_id,
+        )
+
+    @classmethod
+    def from_row(cls, row: recording_rows.RecordingFile | None) -> Self | None:
+        return None if row is None else cls.from_row_required(row)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: CatalogInfo, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        return await _load_nodes(info.context.loaders.recording, node_ids, cls.from_row)
+
+    @strawberry.field
+    async def stream(self, info: CatalogInfo) -> Stream:
+        return await _stream(info, self.stream_pk)
+
+    @strawberry.field
+    async def broadcast(self, info: CatalogInfo) -> Broadcast | None:
+        if self.broadcast_pk is None:
+            return None
+        return Broadcast.from_row(await info.context.loaders.broadcast.load(self.broadcast_pk))
+
+
+@strawberry.type(description="An entry of the room list: a live room or a replay.")
+class Room:
+    kind: RoomKind
+    broadcast: Broadcast
+    playback_url: str | None
+
+    @classmethod
+    def from_row(cls, row: broadcast_rows.Broadcast) -> Self:
+        broadcast = Broadcast.from_row_required(row)
+        kind = RoomKind.LIVE if row.room_rank == broadcast_rows.ROOM_RANK_LIVE else RoomKind.REPLAY
+        return cls(kind=kind, broadcast=broadcast, playback_url=broadcast.playback_url)
+
+    @strawberry.field
+    async def anchor(self, info: CatalogInfo) -> Anchor:
+        return await _anchor_of_stream(info, self.broadcast.stream_pk)
+
+    @strawberry.field
+    async def stream(self, info: CatalogInfo) -> Stream:
+        return await _stream(info, self.broadcast.stream_pk)
+
+
+# Room is not a Node, which relay's type hints ask for; Strawberry itself does not mind.
+def rooms_connection(
+    page: Page[broadcast_rows.Broadcast],
+) -> relay.Connection[Room]:  # type: ignore[type-var]
+    return relay.Connection(**_to_connection(page, Room.from_row))
+
+
+def connection_of_recordings(
+    page: Page[recording_rows.RecordingFile],
+) -> relay.Connection[RecordingFile]:
+    return relay.Connection(**_to_connection(page, RecordingFile.from_row_required))

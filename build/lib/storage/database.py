@@ -1,0 +1,101 @@
+"""The async engine, sessions for reading and writing, and dialect-aware upserts."""
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.sql import Executable, text
+from sqlmodel import SQLModel
+
+# SQLite waits this long for another writer before giving up with "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+UNAVAILABLE_MESSAGE = "the catalog database is unavailable; try again later"
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or written; the caller should retry later."""
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, and `BEGIN IMMEDIATE` for writers.
+
+    aiosqlite's own implicit BEGIN is switched off so that we can say which kind
+    of transaction we want: readers take a deferred one, writers take the write
+    lock up front, so two writers never deadlock upgrading a read lock.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("begin_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """One engine per app: short write transactions and independent reads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = create_async_engine(url, connect_args={"timeout": 30})
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_async_engine(url, pool_pre_ping=True, pool_size=10)
+        self._writer = self.engine.execution_options(begin_immediate=True)
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one write transaction, committed on success."""
+        async with AsyncSession(self._writer, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    async def scalars(self, statement: Executable) -> list[Any]:
+        """Run one read query on a pooled connection of its own.
+
+        GraphQL resolves sibling fields concurrently and an AsyncSession must not
+        be shared between coroutines, so each read gets its own short session.
+        """
+        try:
+            async with AsyncSession(self.engine, expire_on_commit=False) as session:
+                result = await session.execute(statement)
+                return list(result.scalars().all())
+        except (SQLAlchemyError, OSError) as failure:
+            raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a SQLModel table class, for bulk statements."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+def insert_or_ignore(
+    session: AsyncSession, table: Table, values: dict[str, Any], keys: Sequence[str]
+) -> Any:
+    """An INSERT that does nothing when a row with the same unique `keys` exists."""
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    return dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)

@@ -1,0 +1,56 @@
+"""Keyset pagination: the rows after a cursor position, for any mix of sort directions."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, false, or_
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import SQLModel
+
+from storage.database import table_of
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A sort order over one table: (column name, descending?) pairs, ending with a unique one."""
+
+    model: type[SQLModel]
+    order: tuple[tuple[str, bool], ...]
+
+    def column(self, name: str) -> ColumnElement[Any]:
+        return table_of(self.model).c[name]
+
+    def position(self, row: Any) -> list[Any]:
+        """Where a row stands in this order (what a cursor encodes)."""
+        return [getattr(row, name) for name, _ in self.order]
+
+    def value_types(self) -> list[type]:
+        return [
+            datetime if self.column(name).type.python_type is datetime else int
+            for name, _ in self.order
+        ]
+
+    def page(self, query: Select[Any], after: Sequence[Any] | None, limit: int) -> Select[Any]:
+        """`query` restricted to the `limit + 1` rows after `after` (one more tells if a
+        next page exists)."""
+        if after is not None:
+            query = query.where(self._after(after))
+        ordering = [
+            self.column(name).desc() if descending else self.column(name).asc()
+            for name, descending in self.order
+        ]
+        return query.order_by(*ordering).limit(limit + 1)
+
+    def _after(self, position: Sequence[Any]) -> ColumnElement[bool]:
+        """(a > x) or (a = x and b > y) or ..., each comparison in its own direction."""
+        clauses: list[ColumnElement[bool]] = []
+        for depth, (name, descending) in enumerate(self.order):
+            column = self.column(name)
+            beyond = column < position[depth] if descending else column > position[depth]
+            equal_before = [
+                self.column(n) == position[i] for i, (n, _) in enumerate(self.order[:depth])
+            ]
+            clauses.append(and_(*equal_before, beyond))
+        return or_(false(), *clauses)

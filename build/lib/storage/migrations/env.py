@@ -1,0 +1,39 @@
+"""Alembic environment: runs on a connection the service hands over, or on DATABASE_URL."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+import storage
+from replay_catalog.settings import Settings
+from storage.database import Database
+
+target_metadata = storage.metadata
+
+
+def run_on(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_with_own_engine() -> None:
+    database = Database(Settings().database_url)
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(run_on)
+    finally:
+        await database.dispose()
+
+
+given = context.config.attributes.get("connection")
+if given is not None:
+    run_on(given)
+else:
+    asyncio.run(run_with_own_engine())

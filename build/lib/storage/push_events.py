@@ -1,0 +1,28 @@
+"""Push started (1) and push cut off (0) events, the raw material of broadcast sessions."""
+
+from datetime import datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col, select
+
+
+class PushEvent(SQLModel, table=True):
+    __tablename__ = "push_event"
+    __table_args__ = (UniqueConstraint("stream_pk", "event_type", "event_time", "sequence"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    stream_pk: int = Field(foreign_key="stream.id", index=True)
+    event_type: int
+    event_time: datetime
+    # Tencent's message id; a push and its cut-off share it. Empty when absent.
+    sequence: str = Field(default="", max_length=128)
+    push_duration_ms: int | None = None
+    errcode: int | None = None
+    errmsg: str | None = Field(default=None, max_length=512)
+    broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id", index=True)
+
+
+async def pushes_of_stream(session: AsyncSession, stream_pk: int) -> list[PushEvent]:
+    rows = await session.execute(select(PushEvent).where(col(PushEvent.stream_pk) == stream_pk))
+    return list(rows.scalars())

@@ -1,0 +1,61 @@
+"""Recording files, one row per Tencent `file_id`."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, Select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col, select
+
+from storage.keyset import Listing
+from storage.times import utc_now
+
+
+class RecordingFile(SQLModel, table=True):
+    __tablename__ = "recording_file"
+    __table_args__ = (
+        Index("ix_recording_file_broadcast_start", "broadcast_id", "start_time", "id"),
+        Index("ix_recording_file_stream_start", "stream_pk", "start_time", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    file_id: str = Field(max_length=128, unique=True)
+    stream_pk: int = Field(foreign_key="stream.id")
+    broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id")
+    format: str = Field(max_length=8)
+    video_url: str = Field(max_length=2048)
+    video_id: str | None = Field(default=None, max_length=256)
+    # Recordings can exceed 2^31 bytes.
+    file_size: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    start_time: datetime
+    end_time: datetime
+    duration_seconds: int
+    task_id: str | None = Field(default=None, max_length=256)
+    received_at: datetime = Field(default_factory=utc_now)
+
+
+async def files_of_stream(session: AsyncSession, stream_pk: int) -> list[RecordingFile]:
+    rows = await session.execute(
+        select(RecordingFile).where(col(RecordingFile.stream_pk) == stream_pk)
+    )
+    return list(rows.scalars())
+
+
+# A stream's (or every stream's) recording files, newest first.
+RECORDINGS = Listing(RecordingFile, (("start_time", True), ("id", True)))
+
+
+def recordings_query(stream_pk: int | None, after: Sequence[Any] | None, limit: int) -> Select[Any]:
+    query = select(RecordingFile)
+    if stream_pk is not None:
+        query = query.where(col(RecordingFile.stream_pk) == stream_pk)
+    return RECORDINGS.page(query, after, limit)
+
+
+def recordings_of_broadcasts_query(broadcast_ids: Sequence[int]) -> Select[Any]:
+    return (
+        select(RecordingFile)
+        .where(col(RecordingFile.broadcast_id).in_(broadcast_ids))
+        .order_by(col(RecordingFile.start_time), col(RecordingFile.end_time), col(RecordingFile.id))
+    )

@@ -1,0 +1,88 @@
+"""Streams: one push address each, owned by an anchor."""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col, select
+
+from storage.anchors import Anchor, placeholder_user_id
+from storage.database import insert_or_ignore, table_of
+from storage.times import utc_now
+
+
+class Stream(SQLModel, table=True):
+    __tablename__ = "stream"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stream_id: str = Field(max_length=256, unique=True)
+    anchor_id: int = Field(foreign_key="anchor.id", index=True)
+    # Derived by regrouping: the stream's broadcast that is on air now, if any.
+    is_live: bool = False
+    current_broadcast_id: int | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+async def lock_stream(session: AsyncSession, stream_id: str) -> Stream:
+    """The stream row, created with a placeholder anchor if new, locked for this transaction.
+
+    The lock serialises regrouping per stream across processes on PostgreSQL; on
+    SQLite the writer already holds the database lock.
+    """
+    query = select(Stream).where(col(Stream.stream_id) == stream_id).with_for_update()
+    stream = (await session.execute(query)).scalar_one_or_none()
+    if stream is not None:
+        return stream
+    now = utc_now()
+    anchor_table = table_of(Anchor)
+    await session.execute(
+        insert_or_ignore(
+            session,
+            anchor_table,
+            {
+                "user_id": placeholder_user_id(stream_id),
+                "is_placeholder": True,
+                "created_at": now,
+                "updated_at": now,
+            },
+            ["user_id"],
+        )
+    )
+    anchor_id = (
+        await session.execute(
+            select(Anchor.id).where(col(Anchor.user_id) == placeholder_user_id(stream_id))
+        )
+    ).scalar_one()
+    stream_table = table_of(Stream)
+    await session.execute(
+        insert_or_ignore(
+            session,
+            stream_table,
+            {"stream_id": stream_id, "anchor_id": anchor_id, "is_live": False, "created_at": now},
+            ["stream_id"],
+        )
+    )
+    return (await session.execute(query)).scalar_one()
+
+
+async def claim_streams(session: AsyncSession, anchor: Anchor, stream_ids: Iterable[str]) -> None:
+    """Attach streams to `anchor`, creating them if new, and drop placeholders left empty."""
+    previous_owners: set[int] = set()
+    for stream_id in stream_ids:
+        stream = await lock_stream(session, stream_id)
+        if stream.anchor_id != anchor.id:
+            previous_owners.add(stream.anchor_id)
+            assert anchor.id is not None
+            stream.anchor_id = anchor.id
+            session.add(stream)
+    await session.flush()
+    if previous_owners:
+        still_used = select(Stream.anchor_id).where(col(Stream.anchor_id).in_(previous_owners))
+        await session.execute(
+            delete(Anchor).where(
+                col(Anchor.id).in_(previous_owners),
+                col(Anchor.is_placeholder).is_(True),
+                col(Anchor.id).not_in(still_used),
+            )
+        )
