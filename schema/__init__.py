@@ -1,14 +1,19 @@
 """The GraphQL schema: Strawberry types and the Schema object, nothing else."""
 
+import logging
+
 from graphql import GraphQLError
 from strawberry import Schema
 from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.types import ExecutionContext
 
 from resolvers.errors import CatalogError
 from schema.catalog import Anchor, Broadcast, RecordingFile, Stream
 from schema.mutation import Mutation
 from schema.query import Query
 from storage.database import DatabaseUnavailable
+
+log = logging.getLogger("replay_catalog.graphql")
 
 
 def client_may_see(error: GraphQLError) -> bool:
@@ -18,8 +23,27 @@ def client_may_see(error: GraphQLError) -> bool:
     )
 
 
+class CatalogSchema(Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log client errors in one line and unexpected ones with their traceback."""
+        for error in errors:
+            if client_may_see(error):
+                log.info("graphql error: %s", error.message)
+            else:
+                original = error.original_error
+                log.error(
+                    "unexpected error in %s",
+                    ".".join(str(step) for step in error.path or ()),
+                    exc_info=(type(original), original, original.__traceback__)
+                    if original is not None
+                    else None,
+                )
+
+
 def build_schema() -> Schema:
-    return Schema(
+    return CatalogSchema(
         query=Query,
         mutation=Mutation,
         types=[Anchor, Stream, Broadcast, RecordingFile],
