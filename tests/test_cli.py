@@ -29,7 +29,7 @@ def run(args: list[str], database_url: str, cwd: Path) -> subprocess.CompletedPr
 async def test_demo_loads_a_believable_catalog_once(
     catalog: CatalogClient, database_url: str, tmp_path: Path
 ) -> None:
-    first = run(["demo"], database_url, tmp_path)
+    first = await anyio.to_thread.run_sync(run, ["demo"], database_url, tmp_path)
     assert first.returncode == 0, first.stderr
     assert "0 already there" in first.stdout
     rooms = await catalog.all_rooms()
@@ -44,7 +44,7 @@ async def test_demo_loads_a_believable_catalog_once(
     placeholder = await catalog.data('{ anchor(userId: "15919131751") { nickname } }')
     assert placeholder["anchor"] == {"nickname": None}
 
-    second = run(["demo"], database_url, tmp_path)
+    second = await anyio.to_thread.run_sync(run, ["demo"], database_url, tmp_path)
     assert second.returncode == 0, second.stderr
     assert " 0 events stored now" in second.stdout
     assert await catalog.all_rooms() == rooms
@@ -64,13 +64,15 @@ async def test_serve_migrates_a_new_database_and_answers_over_http(tmp_path: Pat
         "CALLBACK_KEY": CALLBACK_KEY,
         "LOG_LEVEL": "INFO",
     }
-    server = subprocess.Popen(  # noqa: S603 - our own command
-        [*COMMAND, "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    server = await anyio.to_thread.run_sync(
+        lambda: subprocess.Popen(  # noqa: S603 - our own command
+            [*COMMAND, "serve", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
