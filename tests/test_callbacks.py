@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from storage import InboxEntry, RecordingFile
+from storage import Anchor, InboxEntry, RecordingFile
 from tests.catalog_client import (
     BASE,
     CALLBACK_KEY,
@@ -199,3 +199,22 @@ async def test_secrets_never_reach_logs_or_responses(
         assert CALLBACK_KEY not in text
         assert "5f1b2c3d4e" not in text
         assert signed["sign"] not in text
+
+
+async def test_concurrent_events_of_one_new_stream_all_land_in_one_broadcast(
+    catalog: CatalogClient,
+) -> None:
+    parts = [
+        recording("2121_alice", f"part{i}", BASE + 600 * i, BASE + 600 * (i + 1), "mp4")
+        for i in range(12)
+    ]
+    events = [push("2121_alice", BASE, "s1"), *parts]
+    responses = await asyncio.gather(*(catalog.post_callback(sign(e)) for e in events))
+    assert [r.status_code for r in responses] == [200] * len(events)
+    (broadcast,) = await catalog.broadcasts("2121_alice")
+    assert sorted(r["fileId"] for r in broadcast["recordings"]) == sorted(
+        p["file_id"] for p in parts
+    )
+    assert broadcast["isLive"] is True
+    anchors = await catalog.database.scalars(select(func.count()).select_from(Anchor))
+    assert anchors == [1]
