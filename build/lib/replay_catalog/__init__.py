@@ -1,1 +1,0 @@
-"""replay-catalog: a GraphQL catalog of Tencent Cloud Live recordings."""

@@ -1,1 +1,0 @@
-"""What fields and mutations do: ingestion rules, grouping, queries and data loaders."""
