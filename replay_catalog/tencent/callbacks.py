@@ -1,7 +1,7 @@
 """Tencent Cloud Live's callback wire format: the sign check, and payloads to domain events.
 
-Every field name and number Tencent defines is named here and nowhere else, so a
-change on Tencent's side is a change to this module (see shared/tencent-callbacks.md).
+
+
 """
 
 import hashlib

@@ -1,0 +1,34 @@
+"""Tencent Cloud Live's wire formats, all in this package: callbacks and the file-list query.
+
+A change on Tencent's side is a change here; the rest of the code sees domain events.
+"""
+
+from replay_catalog.tencent.callbacks import (
+    EVENT_PUSH_CUT_OFF,
+    EVENT_PUSH_STARTED,
+    EVENT_RECORDING_FILE,
+    EVENT_SCREENSHOT,
+    CallbackRejected,
+    MalformedEvent,
+    callback_sign,
+    event_key,
+    event_type_of,
+    parse_callback,
+    stream_id_of,
+    verify_callback_sign,
+)
+
+__all__ = [
+    "EVENT_PUSH_CUT_OFF",
+    "EVENT_PUSH_STARTED",
+    "EVENT_RECORDING_FILE",
+    "EVENT_SCREENSHOT",
+    "CallbackRejected",
+    "MalformedEvent",
+    "callback_sign",
+    "event_key",
+    "event_type_of",
+    "parse_callback",
+    "stream_id_of",
+    "verify_callback_sign",
+]
