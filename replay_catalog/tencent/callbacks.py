@@ -1,7 +1,7 @@
 """Tencent Cloud Live's callback wire format: the sign check, and payloads to domain events.
 
-
-
+Every callback field name and number Tencent defines is named here and nowhere else
+(see shared/tencent-callbacks.md).
 """
 
 import hashlib
