@@ -1,5 +1,7 @@
 """The ASGI application, built by `create_app(settings)`: routes, GraphQL and lifespan."""
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -16,8 +18,10 @@ from strawberry.asgi import GraphQL
 
 from replay_catalog.settings import Settings
 from replay_catalog.tencent import CallbackRejected
+from replay_catalog.tencent.filelist import FileListClient
 from resolvers.context import CatalogContext
 from resolvers.ingestion import Ingestor
+from resolvers.reconciliation import keep_reconciling
 from schema import build_schema
 from storage.database import Database, DatabaseUnavailable
 
@@ -77,6 +81,18 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def file_list_client(settings: Settings) -> FileListClient | None:
+    """A Live_Tape_GetFilelist client, or None unless TENCENT_APPID and TENCENT_API_KEY are set."""
+    if settings.tencent_appid is None or settings.tencent_api_key is None:
+        return None
+    return FileListClient(
+        settings.tencent_appid,
+        settings.tencent_api_key.get_secret_value(),
+        settings.tencent_api_url,
+        min_interval=settings.tencent_api_min_interval_seconds,
+    )
+
+
 def create_app(settings: Settings, database: Database | None = None) -> Starlette:
     """Build the service from its settings; `database` may be shared by the caller."""
     database = database or Database(settings.database_url)
@@ -122,8 +138,28 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await database.dispose()
+        client = file_list_client(settings) if settings.reconcile_interval_seconds else None
+        background = None
+        if client is not None:
+            background = asyncio.create_task(
+                keep_reconciling(
+                    database,
+                    ingestor,
+                    client,
+                    interval=timedelta(seconds=settings.reconcile_interval_seconds),
+                    ended_within=timedelta(seconds=settings.reconcile_ended_within_seconds),
+                )
+            )
+        try:
+            yield
+        finally:
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
+            if client is not None:
+                await client.aclose()
+            await database.dispose()
 
     routes = [
         Route("/callbacks/tencent", tencent_callback, methods=["POST"]),

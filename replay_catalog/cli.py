@@ -1,4 +1,4 @@
-"""The `replay-catalog` command: serve, migrate, demo, schema."""
+"""The `replay-catalog` command: serve, migrate, demo, reconcile, schema."""
 
 import argparse
 import asyncio
@@ -46,6 +46,78 @@ async def _demo(settings: Settings) -> None:
         await database.dispose()
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> timedelta:
+    """`90s`, `30m`, `2h`, `1d`, or plain seconds."""
+    text = text.strip().lower()
+    unit = DURATION_UNITS.get(text[-1:])
+    number = text[:-1] if unit else text
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (try 90s, 30m, 2h, 1d)"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("a duration must be positive")
+    return timedelta(seconds=value * (unit or 1))
+
+
+class Progress:
+    """A one-line progress bar on a terminal, nothing elsewhere."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.enabled:
+            filled = 30 * done // max(total, 1)
+            sys.stderr.write(f"\r[{'#' * filled}{' ' * (30 - filled)}] {done}/{total} streams")
+            sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from replay_catalog.app import file_list_client
+    from replay_catalog.tencent.filelist import FileListError
+    from resolvers.ingestion import Ingestor
+    from resolvers.reconciliation import ReconcileTarget, recently_ended, reconcile
+    from storage.database import DatabaseUnavailable
+    from storage.times import utc_now
+
+    client = file_list_client(settings)
+    if client is None:
+        print("replay-catalog: TENCENT_APPID and TENCENT_API_KEY must be set", file=sys.stderr)
+        return 2
+    database = Database(settings.database_url)
+    progress = Progress()
+    try:
+        if args.stream:
+            now = utc_now()
+            targets = [
+                ReconcileTarget(s, now - args.since, now) for s in dict.fromkeys(args.stream)
+            ]
+        else:
+            targets = await recently_ended(database, args.ended_within)
+        ingestor = Ingestor(database, None, timedelta(seconds=settings.reconnect_window_seconds))
+        summary = await reconcile(database, ingestor, client, targets, progress)
+    except (FileListError, DatabaseUnavailable) as failure:
+        progress.finish()
+        print(f"replay-catalog: reconcile failed: {failure}", file=sys.stderr)
+        return 1
+    finally:
+        await client.aclose()
+        await database.dispose()
+    progress.finish()
+    print(summary)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="replay-catalog", description="GraphQL catalog of Tencent Cloud Live recordings."
@@ -57,6 +129,24 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply pending migrations and exit")
     commands.add_parser("demo", help="load the demo catalog (idempotent)")
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    reconcile = commands.add_parser(
+        "reconcile", help="fill in recordings that callbacks missed, from Tencent's file list"
+    )
+    which = reconcile.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stream", action="append", metavar="ID", help="a stream id (repeatable)")
+    which.add_argument(
+        "--ended-within",
+        type=duration,
+        metavar="DURATION",
+        help="every stream whose broadcast ended within this time (e.g. 2h)",
+    )
+    reconcile.add_argument(
+        "--since",
+        type=duration,
+        default=timedelta(hours=24),
+        metavar="DURATION",
+        help="with --stream: how far back to look (default 24h)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "schema":
@@ -73,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             print("database is up to date")
         elif args.command == "demo":
             asyncio.run(_demo(settings))
+        elif args.command == "reconcile":
+            return asyncio.run(_reconcile(settings, args))
         else:
             import uvicorn
 

@@ -3,6 +3,8 @@
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from replay_catalog.tencent.filelist import DEFAULT_API_URL
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./replay-catalog.db"
 
 
@@ -21,6 +23,18 @@ class Settings(BaseSettings):
     callback_max_body_bytes: int = Field(default=64 * 1024, ge=64 * 1024)
     log_level: str = "INFO"
 
+    # Live_Tape_GetFilelist, the safety net for lost callbacks (`reconcile`).
+    tencent_appid: int | None = None
+    tencent_api_key: SecretStr | None = None
+    tencent_api_url: str = DEFAULT_API_URL
+    # At most one file-list request this often: the interface is slow on Tencent's side.
+    tencent_api_min_interval_seconds: float = Field(default=0.2, ge=0)
+    # `serve` reconciles streams whose broadcast ended within the last
+    # RECONCILE_ENDED_WITHIN_SECONDS, every RECONCILE_INTERVAL_SECONDS (0: never),
+    # when TENCENT_APPID and TENCENT_API_KEY are set.
+    reconcile_interval_seconds: int = Field(default=900, ge=0)
+    reconcile_ended_within_seconds: int = Field(default=7200, gt=0)
+
     @field_validator("database_url")
     @classmethod
     def use_async_driver(cls, url: str) -> str:
@@ -34,7 +48,7 @@ class Settings(BaseSettings):
                 return driver + url[len(plain) :]
         return url
 
-    @field_validator("callback_key", "admin_token")
+    @field_validator("callback_key", "admin_token", "tencent_api_key")
     @classmethod
     def blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():

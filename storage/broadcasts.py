@@ -4,7 +4,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Select, update
+from sqlalchemy import Index, Select, func, update
+from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
@@ -86,3 +87,14 @@ def replays_query(anchor_pk: int, after: Sequence[Any] | None, limit: int) -> Se
 def stream_broadcasts_query(stream_pk: int, after: Sequence[Any] | None, limit: int) -> Select[Any]:
     query = select(Broadcast).where(col(Broadcast.stream_pk) == stream_pk)
     return BROADCASTS.page(query, after, limit)
+
+
+def ended_since_query(since: datetime) -> Select[str, datetime]:
+    """(stream id, earliest start) of each stream with a broadcast that ended since `since`."""
+    return (
+        select_columns(col(Stream.stream_id), func.min(col(Broadcast.started_at)))
+        .join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
+        .where(col(Broadcast.ended_at) >= since)
+        .group_by(col(Stream.stream_id))
+        .order_by(col(Stream.stream_id))
+    )

@@ -79,6 +79,14 @@ class Database:
         except (SQLAlchemyError, OSError) as failure:
             raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
 
+    async def rows(self, statement: Executable) -> list[Any]:
+        """Like `scalars`, for queries that return several columns."""
+        try:
+            async with AsyncSession(self.engine, expire_on_commit=False) as session:
+                return list((await session.execute(statement)).all())
+        except (SQLAlchemyError, OSError) as failure:
+            raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+
     async def ping(self) -> None:
         """Raise if the database does not answer."""
         async with self.engine.connect() as connection:

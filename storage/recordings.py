@@ -59,3 +59,7 @@ def recordings_of_broadcasts_query(broadcast_ids: Sequence[int]) -> Select[Any]:
         .where(col(RecordingFile.broadcast_id).in_(broadcast_ids))
         .order_by(col(RecordingFile.start_time), col(RecordingFile.end_time), col(RecordingFile.id))
     )
+
+
+def known_file_ids_query(file_ids: Sequence[str]) -> Select[Any]:
+    return select(RecordingFile.file_id).where(col(RecordingFile.file_id).in_(list(file_ids)))

@@ -1,0 +1,246 @@
+"""Live_Tape_GetFilelist: Tencent's file-list query, the safety net for lost callbacks.
+
+Every parameter and answer field of the interface is named in this module (see
+shared/tencent-callbacks.md). The query is slow on Tencent's side and must not be
+called often, so the client keeps a polite pace between requests.
+"""
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+
+DEFAULT_API_URL = "http://fcgi.video.qcloud.com/common_access"
+INTERFACE = "Live_Tape_GetFilelist"
+# The interface returns at most 100 files a page.
+MAX_PAGE_SIZE = 100
+# Times are Beijing local time, "2016-12-10 00:00:00"; a window must lie within one day.
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# How long a signed request stays valid.
+REQUEST_VALIDITY_SECONDS = 60
+# Newer answers number the formats: 1 FLV, 2 HLS, 3 MP4, 4 AAC.
+FORMAT_NUMBERS = {"1": "flv", "2": "hls", "3": "mp4", "4": "aac"}
+FORMAT_BY_EXTENSION = {".flv": "flv", ".m3u8": "hls", ".mp4": "mp4", ".aac": "aac"}
+
+
+class FileListError(Exception):
+    """The file-list query failed; the message is one line meant for an operator."""
+
+
+class TencentRefused(FileListError):
+    """Tencent answered with `ret != 0`."""
+
+
+class TencentUnreachable(FileListError):
+    """No usable answer after every retry."""
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    """One recording file as the file list reports it, in callback terms."""
+
+    stream_id: str
+    file_id: str
+    video_url: str
+    start_time: datetime
+    end_time: datetime
+    file_format: str | None
+    file_size: int | None
+    video_id: str | None
+
+    def as_callback(self) -> dict[str, Any]:
+        """The event-100 payload a callback for this file would have carried."""
+        payload: dict[str, Any] = {
+            "event_type": 100,
+            "stream_id": self.stream_id,
+            "channel_id": self.stream_id,
+            "file_id": self.file_id,
+            "video_url": self.video_url,
+            "start_time": int(self.start_time.timestamp()),
+            "end_time": int(self.end_time.timestamp()),
+            "source": INTERFACE,
+        }
+        optional = {
+            "file_format": self.file_format,
+            "file_size": self.file_size,
+            "video_id": self.video_id,
+        }
+        payload.update({name: value for name, value in optional.items() if value is not None})
+        return payload
+
+
+def beijing_day_windows(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+    """Split [start, end] into windows that each lie within one Beijing day."""
+    cursor = start.astimezone(BEIJING)
+    end = end.astimezone(BEIJING)
+    while cursor <= end:
+        day_end = cursor.replace(hour=23, minute=59, second=59, microsecond=0)
+        yield cursor.replace(microsecond=0), min(day_end, end)
+        cursor = day_end + timedelta(seconds=1)
+
+
+def parse_beijing_time(text: str) -> datetime:
+    return datetime.strptime(text.strip(), TIME_FORMAT).replace(tzinfo=BEIJING)
+
+
+def _listed_file(entry: Mapping[str, Any], stream_id: str) -> ListedFile | None:
+    """A file-list entry, or None when it names no file or no playable URL."""
+    file_id = str(entry.get("file_id") or entry.get("record_file_id") or "").strip()
+    vid = str(entry.get("vid") or "").strip() or None
+    url = str(entry.get("record_file_url") or "").strip()
+    if not url and vid and "_" in vid:
+        # Documented fallback: http://(VOD bizid).vod.myqcloud.com/(vid).f0.flv, and the
+        # vid starts with that bizid ("200025724_ac92...").
+        url = f"http://{vid.split('_', 1)[0]}.vod.myqcloud.com/{vid}.f0.flv"
+    if not file_id or not url:
+        return None
+    try:
+        start = parse_beijing_time(str(entry["start_time"]))
+        end = parse_beijing_time(str(entry["end_time"]))
+    except (KeyError, ValueError):
+        return None
+    file_format = FORMAT_NUMBERS.get(str(entry.get("file_format", "")).strip())
+    if file_format is None:
+        path = url.split("?", 1)[0].lower()
+        file_format = next(
+            (f for ext, f in FORMAT_BY_EXTENSION.items() if path.endswith(ext)), None
+        )
+    size = entry.get("file_size")
+    return ListedFile(
+        stream_id=stream_id,
+        file_id=file_id,
+        video_url=url,
+        start_time=start,
+        end_time=end,
+        file_format=file_format,
+        file_size=int(size) if isinstance(size, int | str) and str(size).isdigit() else None,
+        video_id=vid,
+    )
+
+
+class FileListClient:
+    """An async client for Live_Tape_GetFilelist: signed, paged, paced, retried."""
+
+    def __init__(
+        self,
+        appid: int,
+        api_key: str,
+        url: str = DEFAULT_API_URL,
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        min_interval: float = 0.2,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.appid = appid
+        self._api_key = api_key
+        self.url = url
+        self.retries = retries
+        self.backoff = backoff
+        self.min_interval = min_interval
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False)
+        self._pace = asyncio.Lock()
+        self._last_request = 0.0
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def files(self, stream_id: str, start: datetime, end: datetime) -> list[ListedFile]:
+        """Every file of `stream_id` between `start` and `end`, over all days and pages."""
+        found: dict[str, ListedFile] = {}
+        for window_start, window_end in beijing_day_windows(start, end):
+            async for listed in self._window(stream_id, window_start, window_end):
+                found.setdefault(listed.file_id, listed)
+        return list(found.values())
+
+    async def _window(
+        self, stream_id: str, start: datetime, end: datetime
+    ) -> AsyncIterator[ListedFile]:
+        page = 1
+        seen = 0
+        while True:
+            output = await self._query(
+                {
+                    "Param.s.channel_id": stream_id,
+                    "Param.n.page_no": page,
+                    "Param.n.page_size": MAX_PAGE_SIZE,
+                    "Param.s.sort_type": "asc",
+                    "Param.s.start_time": start.strftime(TIME_FORMAT),
+                    "Param.s.end_time": end.strftime(TIME_FORMAT),
+                }
+            )
+            entries = output.get("file_list") or []
+            if not isinstance(entries, list):
+                raise FileListError("Tencent's file list answer has no file_list array")
+            for entry in entries:
+                listed = _listed_file(entry, stream_id) if isinstance(entry, dict) else None
+                if listed is not None:
+                    yield listed
+            seen += len(entries)
+            total = output.get("all_count")
+            total = int(total) if isinstance(total, int | str) and str(total).isdigit() else 0
+            if not entries or seen >= total:
+                return
+            page += 1
+
+    async def _query(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """One signed request, retried with backoff on network faults and 5xx answers."""
+        failure = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+            await self._wait_turn()
+            t = int(time.time()) + REQUEST_VALIDITY_SECONDS
+            query = {
+                "appid": self.appid,
+                "interface": INTERFACE,
+                "t": t,
+                "sign": hashlib.md5(f"{self._api_key}{t}".encode()).hexdigest(),
+                **parameters,
+            }
+            try:
+                response = await self._http.get(self.url, params=query)
+            except httpx.TransportError as error:
+                failure = type(error).__name__
+                continue
+            if response.status_code >= 500:
+                failure = f"HTTP {response.status_code}"
+                continue
+            if response.status_code != 200:
+                raise FileListError(f"Tencent's file list answered HTTP {response.status_code}")
+            return _output(response)
+        raise TencentUnreachable(
+            f"Tencent's file list did not answer after {self.retries + 1} tries ({failure})"
+        )
+
+    async def _wait_turn(self) -> None:
+        async with self._pace:
+            delay = self._last_request + self.min_interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._last_request = time.monotonic()
+
+
+def _output(response: httpx.Response) -> dict[str, Any]:
+    try:
+        answer = response.json()
+    except ValueError as error:
+        raise FileListError("Tencent's file list answer is not JSON") from error
+    if not isinstance(answer, dict):
+        raise FileListError("Tencent's file list answer is not a JSON object")
+    # The 2019 answer seen in the wild says retcode/errmsg where the docs say ret/message.
+    ret = answer.get("ret", answer.get("retcode", 0))
+    if str(ret).strip() not in ("0", ""):
+        message = str(answer.get("message") or answer.get("errmsg") or "no message")[:200]
+        raise TencentRefused(f"Tencent refused the file-list query (ret={ret}): {message}")
+    output = answer.get("output") or {}
+    if not isinstance(output, dict):
+        raise FileListError("Tencent's file list answer has no output object")
+    return output
