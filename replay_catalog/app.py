@@ -10,19 +10,22 @@ from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from replay_catalog.refusals import RefusalLimiter
 from replay_catalog.settings import Settings
 from replay_catalog.tencent import CallbackRejected
 from replay_catalog.tencent.filelist import FileListClient
 from resolvers.context import CatalogContext
 from resolvers.ingestion import Ingestor
 from resolvers.reconciliation import keep_reconciling
-from schema import build_schema
+from schema import QueryLimits, build_schema
 from storage.database import Database, DatabaseUnavailable
 
 log = logging.getLogger("replay_catalog.http")
@@ -32,7 +35,12 @@ CODE_OK = 0
 CODE_BAD_REQUEST = 400
 CODE_UNAUTHORIZED = 401
 CODE_TOO_LARGE = 413
+CODE_UNSUPPORTED_TYPE = 415
+CODE_TOO_MANY_REFUSALS = 429
 CODE_UNAVAILABLE = 503
+
+# Tencent posts `application/json`; a body labelled as something else is not a callback.
+ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain", "")
 
 
 class BodyTooLarge(Exception):
@@ -42,8 +50,14 @@ class BodyTooLarge(Exception):
 class CatalogGraphQL(GraphQL[CatalogContext, None]):
     """Strawberry's ASGI app with a fresh CatalogContext (and fresh data loaders) per request."""
 
-    def __init__(self, database: Database, ingestor: Ingestor, admin_token: str | None) -> None:
-        super().__init__(build_schema())
+    def __init__(
+        self,
+        database: Database,
+        ingestor: Ingestor,
+        admin_token: str | None,
+        limits: QueryLimits,
+    ) -> None:
+        super().__init__(build_schema(limits))
         self.database = database
         self.ingestor = ingestor
         self.admin_token = admin_token
@@ -101,26 +115,46 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
     ingestor = Ingestor(
         database, callback_key, timedelta(seconds=settings.reconnect_window_seconds)
     )
-    graphql = CatalogGraphQL(database, ingestor, admin_token)
+    limits = QueryLimits(
+        max_depth=settings.graphql_max_depth,
+        max_aliases=settings.graphql_max_aliases,
+        max_tokens=settings.graphql_max_tokens,
+        introspection=settings.graphql_introspection,
+    )
+    graphql = CatalogGraphQL(database, ingestor, admin_token, limits)
     body_limit = settings.callback_max_body_bytes
+    refusals = RefusalLimiter(settings.refused_callbacks_per_minute)
+
+    def refuse(client: str, status: int, code: int, message: str) -> Response:
+        refusals.refused(client)
+        if not refusals.allows(client):
+            log.warning("callbacks from %s are refused too often; answering 429 for now", client)
+        return _answer(status, code, message)
 
     async def tencent_callback(request: Request) -> Response:
+        client = request.client.host if request.client else "unknown"
+        if not refusals.allows(client):
+            return _answer(429, CODE_TOO_MANY_REFUSALS, "too many refused callbacks; slow down")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in ACCEPTED_CONTENT_TYPES and not content_type.endswith("+json"):
+            log.warning("callback refused: content type %.60r", content_type)
+            return refuse(client, 415, CODE_UNSUPPORTED_TYPE, "body must be application/json")
         try:
             body = await _read_limited(request, body_limit)
         except BodyTooLarge:
             log.warning("callback refused: body larger than %d bytes", body_limit)
-            return _answer(413, CODE_TOO_LARGE, f"body larger than {body_limit} bytes")
+            return refuse(client, 413, CODE_TOO_LARGE, f"body larger than {body_limit} bytes")
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             payload = None
         if not isinstance(payload, dict):
             log.warning("callback refused: body is not a JSON object")
-            return _answer(400, CODE_BAD_REQUEST, "body must be a JSON object")
+            return refuse(client, 400, CODE_BAD_REQUEST, "body must be a JSON object")
         try:
             await ingestor.ingest_callback(payload)
         except CallbackRejected as refusal:
-            return _answer(401, CODE_UNAUTHORIZED, str(refusal))
+            return refuse(client, 401, CODE_UNAUTHORIZED, str(refusal))
         except DatabaseUnavailable as failure:
             return _answer(503, CODE_UNAVAILABLE, str(failure))
         return _answer(200, CODE_OK)
@@ -167,7 +201,18 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = []
+    if settings.cors_allowed_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_allowed_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.database = database
     app.state.settings = settings
     return app

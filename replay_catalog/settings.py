@@ -1,7 +1,9 @@
 """Configuration, read from the environment (and an optional `.env` file)."""
 
+from typing import Annotated
+
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from replay_catalog.tencent.filelist import DEFAULT_API_URL
 
@@ -22,6 +24,18 @@ class Settings(BaseSettings):
     # Tencent's callbacks are a few hundred bytes; anything much larger is not one.
     callback_max_body_bytes: int = Field(default=64 * 1024, ge=64 * 1024)
     log_level: str = "INFO"
+
+    # Limits that refuse a hostile GraphQL document before it runs.
+    graphql_max_depth: int = Field(default=12, ge=1)
+    graphql_max_aliases: int = Field(default=30, ge=1)
+    graphql_max_tokens: int = Field(default=2000, ge=100)
+    # Introspection feeds GraphiQL; switch it off to hide the schema from strangers.
+    graphql_introspection: bool = True
+    # Browser origins allowed to call the API (CORS), comma-separated; none by default.
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # A client whose callbacks are refused (bad sign, bad body) more often than this
+    # per minute gets 429 without further work until it slows down.
+    refused_callbacks_per_minute: int = Field(default=30, ge=1)
 
     # Live_Tape_GetFilelist, the safety net for lost callbacks (`reconcile`).
     tencent_appid: int | None = None
@@ -47,6 +61,13 @@ class Settings(BaseSettings):
             if url.startswith(plain):
                 return driver + url[len(plain) :]
         return url
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @field_validator("callback_key", "admin_token", "tencent_api_key")
     @classmethod

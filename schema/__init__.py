@@ -1,10 +1,21 @@
 """The GraphQL schema: Strawberry types and the Schema object, nothing else."""
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from graphql import GraphQLError
 from strawberry import Schema
-from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.types import ExecutionContext
 
 from resolvers.errors import CatalogError
@@ -42,17 +53,34 @@ class CatalogSchema(Schema):
                 )
 
 
-def build_schema() -> Schema:
+@dataclass(frozen=True)
+class QueryLimits:
+    """What a document may ask for before it is refused, unexecuted."""
+
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    introspection: bool = True
+
+
+def build_schema(limits: QueryLimits | None = None) -> Schema:
+    limits = limits or QueryLimits()
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: MaskErrors(
+            should_mask_error=lambda error: not client_may_see(error),
+            error_message="Internal error.",
+        ),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+    ]
+    if not limits.introspection:
+        extensions.append(DisableIntrospection)
     return CatalogSchema(
         query=Query,
         mutation=Mutation,
         types=[Anchor, Stream, Broadcast, RecordingFile],
-        extensions=[
-            lambda: MaskErrors(
-                should_mask_error=lambda error: not client_may_see(error),
-                error_message="Internal error.",
-            ),
-            lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
-        ],
+        extensions=extensions,
     )
