@@ -28,6 +28,9 @@ def validate_profile(
     changes: dict[str, str | None],
     stream_ids: list[str] | None,
 ) -> AnchorProfile:
+    texts = [user_id, *(v for v in changes.values() if v), *(stream_ids or [])]
+    if any("\x00" in text for text in texts):
+        raise InvalidInput("text must not contain NUL characters")
     user_id = user_id.strip()
     if not user_id or len(user_id) > 128:
         raise InvalidInput("userId must be 1 to 128 characters")

@@ -96,12 +96,18 @@ class Ingestor:
         started = time.perf_counter()
         event_type = tencent.event_type_of(payload)
         stream_id = tencent.stream_id_of(payload)
+        key = tencent.event_key(payload)
         try:
+            if _has_nul(payload):
+                # PostgreSQL text and JSONB cannot hold NUL; no real callback has one.
+                payload = _without_nul(payload)
+                raise tencent.MalformedEvent("the payload contains NUL characters")
             event = tencent.parse_callback(payload)
         except tencent.MalformedEvent as fault:
-            result = await self._store(payload, event_type, stream_id, None, str(fault))
+            stream_id = _without_nul(stream_id)
+            result = await self._store(key, payload, event_type, stream_id, None, str(fault))
         else:
-            result = await self._store(payload, event_type, stream_id, event, None)
+            result = await self._store(key, payload, event_type, stream_id, event, None)
         log.info(
             "callback event_type=%s stream=%s outcome=%s%s%s in %.1f ms",
             event_type,
@@ -115,6 +121,7 @@ class Ingestor:
 
     async def _store(
         self,
+        key: str,
         payload: Mapping[str, Any],
         event_type: int | None,
         stream_id: str | None,
@@ -127,7 +134,6 @@ class Ingestor:
             outcome = OUTCOME_IGNORED
         else:
             outcome = OUTCOME_APPLIED
-        key = tencent.event_key(payload)
         entry: dict[str, Any] = {
             "event_key": key,
             "event_type": event_type,
@@ -154,6 +160,27 @@ class Ingestor:
             log.error("database unavailable while storing a callback: %s", type(failure).__name__)
             raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
         return IngestResult(True, False, event_type, outcome, fault)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def _without_nul(value: Any) -> Any:
+    """The value with every NUL character replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, Mapping):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def _loggable(text: str | None) -> str:

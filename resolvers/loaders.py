@@ -32,7 +32,11 @@ class Loaders:
 
     def _by_key(self, model: type[SQLModel], key: str) -> DataLoader[Any, Any]:
         async def load(values: Sequence[Any]) -> list[Any]:
-            rows = await self.database.scalars(rows_by_key_query(model, key, values))
+            # A key with a NUL character names nothing (and PostgreSQL refuses it).
+            values_to_find = [v for v in values if not (isinstance(v, str) and "\x00" in v)]
+            if not values_to_find:
+                return [None] * len(values)
+            rows = await self.database.scalars(rows_by_key_query(model, key, values_to_find))
             found = {getattr(row, key): row for row in rows}
             return [found.get(value) for value in values]
 

@@ -187,3 +187,36 @@ async def test_browsers_from_unlisted_origins_get_no_cors_grant(database_url: st
             "/graphql", headers={**preflight, "Origin": "https://evil.example"}
         )
         assert other.headers.get("access-control-allow-origin") != "https://evil.example"
+
+
+async def test_nul_characters_in_lookups_find_nothing_instead_of_failing(
+    catalog: CatalogClient,
+) -> None:
+    data = await catalog.data(
+        'query($id: String!) { stream(streamId: $id) { streamId } anchor(userId: $id) { userId }'
+        " recordingFile(fileId: $id) { fileId } }",
+        {"id": "2121_a\u0000b"},
+    )
+    assert data == {"stream": None, "anchor": None, "recordingFile": None}
+
+
+async def test_a_callback_with_nul_characters_is_quarantined_not_retried_forever(
+    catalog: CatalogClient,
+) -> None:
+    await catalog.send({**push("2121_a", BASE), "errmsg": "bad\u0000byte"})
+    await catalog.send(push("2121_\u0000b", BASE))
+    entries = await catalog.database.scalars(select(InboxEntry).order_by(InboxEntry.id))
+    assert [e.outcome for e in entries] == ["quarantined", "quarantined"]
+    assert {e.reason for e in entries} == {"the payload contains NUL characters"}
+    assert "\u0000" not in str(entries[0].payload)
+
+
+async def test_an_anchor_profile_with_nul_characters_is_refused_clearly(
+    catalog: CatalogClient,
+) -> None:
+    body = await catalog.graphql(
+        "mutation($id: String!) { upsertAnchor(input: {userId: $id}) { userId } }",
+        {"id": "a\u0000b"},
+        token=ADMIN_TOKEN,
+    )
+    assert body["errors"][0]["message"] == "text must not contain NUL characters"
