@@ -27,8 +27,6 @@ async def _page(
 ) -> Page[Any]:
     limit = page_size(first)
     position = decode_cursor(name, listing, after)
-    if limit == 0:
-        return Page([], [], has_next_page=False)
     rows = await context.database.scalars(query(position, limit))
     for row in rows:
         if isinstance(row, Broadcast):

@@ -41,6 +41,7 @@ from storage.database import (
     Database,
     DatabaseUnavailable,
     insert_or_ignore,
+    is_outage,
     table_of,
 )
 from storage.inbox import (
@@ -144,22 +145,42 @@ class Ingestor:
             "reason": fault,
         }
         try:
-            async with self.database.writing() as session:
-                inserted = await session.execute(
-                    insert_or_ignore(session, table_of(InboxEntry), entry, ["event_key"]).returning(
-                        table_of(InboxEntry).c.id
-                    )
-                )
-                if inserted.first() is None:
-                    stored = await inbox_entry_by_key(session, key)
-                    return IngestResult(True, True, event_type, stored.outcome, stored.reason)
-                if outcome == OUTCOME_APPLIED and not isinstance(event, UnusedEvent):
-                    assert event is not None
-                    await apply_event(session, event, self.reconnect_window)
+            return await self._write(entry, event)
         except (SQLAlchemyError, OSError) as failure:
-            log.error("database unavailable while storing a callback: %s", type(failure).__name__)
-            raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
-        return IngestResult(True, False, event_type, outcome, fault)
+            if is_outage(failure):
+                log.error("database unavailable while storing a callback: %s", failure)
+                raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+            if outcome != OUTCOME_APPLIED:
+                raise
+            # Not an outage: this event will never apply. Keep it, quarantined, so that
+            # Tencent stops retrying and an operator can see why.
+            log.exception("could not apply a callback; quarantining it")
+            reason = f"the catalog could not apply it ({type(failure).__name__})"
+        try:
+            return await self._write(
+                {**entry, "outcome": OUTCOME_QUARANTINED, "reason": reason}, None
+            )
+        except (SQLAlchemyError, OSError) as failure:
+            if is_outage(failure):
+                raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+            raise
+
+    async def _write(
+        self, entry: dict[str, Any], event: CatalogEvent | UnusedEvent | None
+    ) -> IngestResult:
+        """Store the inbox entry and, if it is new and applicable, apply the event."""
+        async with self.database.writing() as session:
+            inserted = await session.execute(
+                insert_or_ignore(session, table_of(InboxEntry), entry, ["event_key"]).returning(
+                    table_of(InboxEntry).c.id
+                )
+            )
+            if inserted.first() is None:
+                stored = await inbox_entry_by_key(session, entry["event_key"])
+                return IngestResult(True, True, entry["event_type"], stored.outcome, stored.reason)
+            if entry["outcome"] == OUTCOME_APPLIED and isinstance(event, CatalogEvent):
+                await apply_event(session, event, self.reconnect_window)
+        return IngestResult(True, False, entry["event_type"], entry["outcome"], entry["reason"])
 
 
 def _has_nul(value: Any) -> bool:

@@ -5,7 +5,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from resolvers.errors import InvalidInput
@@ -42,7 +42,7 @@ def decode_cursor(listing_name: str, listing: Listing, cursor: str | None) -> li
         if name != listing_name or len(values) != len(types):
             raise ValueError("cursor of another list")
         return [_cursor_value(value, kind) for value, kind in zip(values, types, strict=True)]
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as error:
         raise InvalidInput("after is not a cursor of this list") from error
 
 
@@ -53,9 +53,9 @@ def _cursor_value(value: Any, kind: type) -> Any:
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is None:
             raise ValueError("expected an offset")
-        return moment
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError("expected an integer")
+        return moment.astimezone(UTC)  # OverflowError at the ends of datetime's range
+    if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
+        raise ValueError("expected a 64-bit integer")
     return value
 
 

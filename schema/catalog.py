@@ -5,6 +5,7 @@ another table go through the request's data loaders, so a page costs one
 statement per kind of thing it shows, whatever its length.
 """
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
@@ -39,11 +40,12 @@ class RoomKind(Enum):
     REPLAY = "REPLAY"
 
 
+# A primary key as it appears in a global id: ASCII digits, no leading zero, 64-bit.
+PRIMARY_KEY = re.compile(r"[1-9][0-9]{0,17}")
+
+
 def _primary_keys(node_ids: Iterable[str]) -> list[int | None]:
-    keys: list[int | None] = []
-    for node_id in node_ids:
-        keys.append(int(node_id) if node_id.isdigit() and len(node_id) < 19 else None)
-    return keys
+    return [int(n) if PRIMARY_KEY.fullmatch(n) else None for n in node_ids]
 
 
 async def _load_nodes(loader: Any, node_ids: Iterable[str], convert: Any) -> list[Any]:

@@ -7,7 +7,14 @@ from typing import Any, cast
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.sql import Executable, text
 from sqlmodel import SQLModel
@@ -18,9 +25,35 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 UNAVAILABLE_MESSAGE = "the catalog database is unavailable; try again later"
 
+# SQLSTATE classes that mean "not now" rather than "not this": connection faults (08),
+# resources (53), operator intervention such as a restart (57), system errors (58), a
+# read-only server (25006), and serialization failures and deadlocks worth a retry.
+OUTAGE_SQLSTATES = ("08", "53", "57", "58", "25006", "40001", "40P01")
+
 
 class DatabaseUnavailable(Exception):
     """The database could not be reached or written; the caller should retry later."""
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether a database error means the database cannot serve now (retry later),
+    as opposed to a statement that will never succeed."""
+    if isinstance(error, OSError | OperationalError | DisconnectionError | PoolTimeout):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    cause: BaseException | None = error.orig
+    while cause is not None:
+        state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        if isinstance(state, str):
+            return state.startswith(OUTAGE_SQLSTATES)
+        if isinstance(cause, ValueError):
+            return False  # a value the driver refused to send (asyncpg's DataError)
+        cause = cause.__cause__
+    # The driver's interface errors are about the connection (closed, broken).
+    return isinstance(error, InterfaceError)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -77,7 +110,9 @@ class Database:
                 result = await session.execute(statement)
                 return list(result.scalars().all())
         except (SQLAlchemyError, OSError) as failure:
-            raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+            if is_outage(failure):
+                raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+            raise
 
     async def rows(self, statement: Executable) -> list[Any]:
         """Like `scalars`, for queries that return several columns."""
@@ -85,7 +120,9 @@ class Database:
             async with AsyncSession(self.engine, expire_on_commit=False) as session:
                 return list((await session.execute(statement)).all())
         except (SQLAlchemyError, OSError) as failure:
-            raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+            if is_outage(failure):
+                raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+            raise
 
     async def ping(self) -> None:
         """Raise if the database does not answer."""

@@ -14,6 +14,7 @@ from tests.catalog_client import (
     BASE,
     CALLBACK_KEY,
     CatalogClient,
+    cut,
     make_settings,
     push,
     recording,
@@ -218,3 +219,48 @@ async def test_concurrent_events_of_one_new_stream_all_land_in_one_broadcast(
     assert broadcast["isLive"] is True
     anchors = await catalog.database.scalars(select(func.count()).select_from(Anchor))
     assert anchors == [1]
+
+
+async def test_numbers_too_wide_to_store_are_dropped_not_retried_forever(
+    catalog: CatalogClient,
+) -> None:
+    await catalog.send(push("2121_a", BASE, "s1", errcode=3_000_000_000))
+    await catalog.send(
+        cut("2121_a", BASE + 60, "s1", errcode=3_000_000_000, push_duration="99999999999999")
+    )
+    await catalog.send(recording("2121_a", "f1", BASE, BASE + 60, file_size=2**40, width=2**40))
+    (broadcast,) = await catalog.broadcasts("2121_a")
+    assert broadcast["isLive"] is False and broadcast["recordings"][0]["fileId"] == "f1"
+    size = await catalog.data('{ recordingFile(fileId: "f1") { fileSize } }')
+    assert size["recordingFile"]["fileSize"] == 2**40
+
+
+async def test_an_event_the_database_refuses_is_quarantined_not_retried_forever(
+    catalog: CatalogClient,
+) -> None:
+    # The database refuses one file (a trigger stands in for any constraint it may have).
+    async with catalog.database.engine.begin() as connection:
+        if catalog.database.is_sqlite:
+            await connection.exec_driver_sql(
+                "CREATE TRIGGER refuse_evil BEFORE INSERT ON recording_file "
+                "WHEN NEW.file_id = 'evil' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        else:
+            await connection.exec_driver_sql(
+                "ALTER TABLE recording_file ADD CONSTRAINT refuse_evil CHECK (file_id <> 'evil')"
+            )
+    try:
+        await catalog.send(recording("2121_a", "evil", BASE, BASE + 60))
+        (entry,) = await catalog.database.scalars(select(InboxEntry))
+        assert entry.outcome == "quarantined"
+        assert entry.reason == "the catalog could not apply it (IntegrityError)"
+        assert await count(catalog, RecordingFile) == 0
+        await catalog.send(recording("2121_a", "good", BASE, BASE + 60))
+        assert await count(catalog, RecordingFile) == 1
+    finally:
+        async with catalog.database.engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "DROP TRIGGER refuse_evil"
+                if catalog.database.is_sqlite
+                else "ALTER TABLE recording_file DROP CONSTRAINT refuse_evil"
+            )

@@ -142,7 +142,7 @@ def _recording_file(payload: Mapping[str, Any], stream_id: str) -> RecordingFile
         format=file_format,
         video_url=video_url,
         video_id=_text(payload, "video_id", limit=256),
-        file_size=_lenient_number(payload, "file_size"),
+        file_size=_lenient_number(payload, "file_size", bits=63),
         start_time=from_unix(start),
         end_time=from_unix(end),
         duration_seconds=duration,
@@ -244,13 +244,16 @@ def _whole_number(value: Any) -> int | None:
     raise ValueError(f"not a number: {type(value).__name__}")
 
 
-def _lenient_number(payload: Mapping[str, Any], name: str) -> int | None:
-    """An optional number whose absence or garbage costs nothing but the number."""
+def _lenient_number(payload: Mapping[str, Any], name: str, bits: int = 31) -> int | None:
+    """An optional number whose absence, garbage or excess costs nothing but the number.
+
+    Stored numbers are 32-bit columns (64-bit for file sizes): anything wider is dropped.
+    """
     try:
         number = _whole_number(payload.get(name))
     except (ValueError, OverflowError):
         return None
-    if number is not None and abs(number) >= 2**63:
+    if number is not None and not -(2**bits) <= number < 2**bits:
         return None
     return number
 
