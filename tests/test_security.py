@@ -193,7 +193,7 @@ async def test_nul_characters_in_lookups_find_nothing_instead_of_failing(
     catalog: CatalogClient,
 ) -> None:
     data = await catalog.data(
-        'query($id: String!) { stream(streamId: $id) { streamId } anchor(userId: $id) { userId }'
+        "query($id: String!) { stream(streamId: $id) { streamId } anchor(userId: $id) { userId }"
         " recordingFile(fileId: $id) { fileId } }",
         {"id": "2121_a\u0000b"},
     )
