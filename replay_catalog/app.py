@@ -56,11 +56,13 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
         ingestor: Ingestor,
         admin_token: str | None,
         limits: QueryLimits,
+        refusals: RefusalLimiter,
     ) -> None:
         super().__init__(build_schema(limits))
         self.database = database
         self.ingestor = ingestor
         self.admin_token = admin_token
+        self.refusals = refusals
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -70,6 +72,8 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
             ingestor=self.ingestor,
             admin_token=self.admin_token,
             authorization=request.headers.get("authorization"),
+            client=request.client.host if request.client else "unknown",
+            refusals=self.refusals,
         )
 
 
@@ -121,9 +125,9 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         max_tokens=settings.graphql_max_tokens,
         introspection=settings.graphql_introspection,
     )
-    graphql = CatalogGraphQL(database, ingestor, admin_token, limits)
-    body_limit = settings.callback_max_body_bytes
     refusals = RefusalLimiter(settings.refused_callbacks_per_minute)
+    graphql = CatalogGraphQL(database, ingestor, admin_token, limits, refusals)
+    body_limit = settings.callback_max_body_bytes
 
     def refuse(client: str, status: int, code: int, message: str) -> Response:
         refusals.refused(client)

@@ -3,6 +3,7 @@
 import hmac
 from dataclasses import dataclass, field
 
+from replay_catalog.refusals import RefusalLimiter
 from resolvers.errors import NotAuthorized
 from resolvers.ingestion import Ingestor
 from resolvers.loaders import Loaders
@@ -15,6 +16,8 @@ class CatalogContext:
     ingestor: Ingestor
     admin_token: str | None
     authorization: str | None  # the request's Authorization header
+    client: str  # the caller's address, for limits on refused callbacks
+    refusals: RefusalLimiter
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -1,6 +1,8 @@
 """The GraphQL schema: Strawberry types and the Schema object, nothing else."""
 
+import contextlib
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,19 +40,40 @@ class CatalogSchema(Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Log client errors in one line and unexpected ones with their traceback."""
+        """Log client errors in one line, and unexpected ones with their traceback and an
+        id that the client also gets, so that a report can be matched to the log."""
         for error in errors:
-            if client_may_see(error):
+            original = error.original_error
+            if client_may_see(error) or original is None:
                 log.info("graphql error: %s", error.message)
-            else:
-                original = error.original_error
-                log.error(
-                    "unexpected error in %s",
-                    ".".join(str(step) for step in error.path or ()),
-                    exc_info=(type(original), original, original.__traceback__)
-                    if original is not None
-                    else None,
-                )
+                continue
+            error_id = secrets.token_hex(6)
+            with contextlib.suppress(AttributeError):
+                original.catalog_error_id = error_id  # type: ignore[attr-defined]
+            log.error(
+                "unexpected error %s in %s",
+                error_id,
+                ".".join(str(step) for step in error.path or ()) or "the operation",
+                exc_info=(type(original), original, original.__traceback__),
+            )
+
+
+class MaskInternalErrors(MaskErrors):
+    """Strawberry's MaskErrors, with the error id from the log in the masked message."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        error_id = getattr(error.original_error, "catalog_error_id", None)
+        if error_id is None:
+            return super().anonymise_error(error)
+        return GraphQLError(
+            message=f"Internal error (id {error_id}).",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=None,
+            extensions={"errorId": error_id},
+        )
 
 
 @dataclass(frozen=True)
@@ -66,7 +89,7 @@ class QueryLimits:
 def build_schema(limits: QueryLimits | None = None) -> Schema:
     limits = limits or QueryLimits()
     extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: MaskErrors(
+        lambda: MaskInternalErrors(
             should_mask_error=lambda error: not client_may_see(error),
             error_message="Internal error.",
         ),

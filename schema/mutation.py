@@ -48,11 +48,16 @@ class Mutation:
         "POST /callbacks/tencent (the payload carries its own t and sign)."
     )
     async def ingest_tencent_event(self, info: CatalogInfo, payload: JSON) -> IngestResult:
+        context = info.context
+        if not context.refusals.allows(context.client):
+            raise NotAuthorized("too many refused callbacks; slow down")
         if not isinstance(payload, dict):
+            context.refusals.refused(context.client)
             raise InvalidInput("payload must be a JSON object")
         try:
-            result = await info.context.ingestor.ingest_callback(payload)
+            result = await context.ingestor.ingest_callback(payload)
         except CallbackRejected as refusal:
+            context.refusals.refused(context.client)
             raise NotAuthorized(f"callback refused: {refusal}") from refusal
         return IngestResult(
             accepted=result.accepted,

@@ -186,7 +186,9 @@ async def test_payload_that_is_not_a_json_object_is_refused(catalog: CatalogClie
     assert await stored_events(catalog) == 0
 
 
-async def test_unexpected_internal_errors_are_masked(catalog: CatalogClient) -> None:
+async def test_unexpected_internal_errors_are_masked_with_an_id_that_is_in_the_log(
+    catalog: CatalogClient, caplog: pytest.LogCaptureFixture
+) -> None:
     await one_recorded_broadcast(catalog)
     # A row the code cannot represent (a format outside RecordingFormat), put there
     # behind the service's back: reading it fails inside a resolver.
@@ -200,10 +202,14 @@ async def test_unexpected_internal_errors_are_masked(catalog: CatalogClient) -> 
     assert response.status_code == 200
     body = response.json()
     assert body["data"] == {"recordingFile": None}
-    assert [error["message"] for error in body["errors"]] == ["Internal error."]
-    assert set(body["errors"][0]) <= {"message", "locations", "path"}
+    (error,) = body["errors"]
+    error_id = error["extensions"]["errorId"]
+    assert error["message"] == f"Internal error (id {error_id})."
+    assert set(error) <= {"message", "locations", "path", "extensions"}
     for leak in ("WAV", "Traceback", "RecordingFormat", "recording_file", "SELECT", "File "):
         assert leak not in response.text
+    (logged,) = [r for r in caplog.records if error_id in r.getMessage()]
+    assert logged.levelname == "ERROR" and logged.exc_info is not None
 
 
 async def test_client_errors_keep_their_message(catalog: CatalogClient) -> None:

@@ -220,3 +220,16 @@ async def test_an_anchor_profile_with_nul_characters_is_refused_clearly(
         token=ADMIN_TOKEN,
     )
     assert body["errors"][0]["message"] == "text must not contain NUL characters"
+
+
+async def test_a_flood_of_forged_mutations_is_cut_off_too(database_url: str) -> None:
+    settings = make_settings(database_url, refused_callbacks_per_minute=3)
+    mutation = "mutation($p: JSON!) { ingestTencentEvent(payload: $p) { accepted } }"
+    forged = {**sign(push("2121_a", BASE)), "sign": "0" * 32}
+    async with CatalogClient.started(settings) as catalog:
+        messages = [
+            (await catalog.graphql(mutation, {"p": forged}))["errors"][0]["message"]
+            for _ in range(5)
+        ]
+    assert messages[:3] == ["callback refused: wrong sign"] * 3
+    assert messages[3:] == ["too many refused callbacks; slow down"] * 2
