@@ -1,6 +1,9 @@
 """The catalog's list queries: room list, replays, broadcasts and recording files."""
 
+from collections.abc import Callable
 from typing import Any
+
+from sqlalchemy import Select
 
 from resolvers.context import CatalogContext
 from resolvers.pagination import Page, decode_cursor, make_page, page_size
@@ -23,8 +26,9 @@ async def _page(
     listing: Listing,
     first: int | None,
     after: str | None,
-    query: Any,
+    query: Callable[[list[Any] | None, int], Select[Any]],
 ) -> Page[Any]:
+    """One page of `query`'s rows after the cursor `after`, which must belong to `name`."""
     limit = page_size(first)
     position = decode_cursor(name, listing, after)
     rows = await context.database.scalars(query(position, limit))
