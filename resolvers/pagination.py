@@ -54,6 +54,10 @@ def _cursor_value(value: Any, kind: type) -> Any:
         if moment.tzinfo is None:
             raise ValueError("expected an offset")
         return moment.astimezone(UTC)  # OverflowError at the ends of datetime's range
+    if kind is str:
+        if not isinstance(value, str) or "\x00" in value:
+            raise ValueError("expected a string")
+        return value
     if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
         raise ValueError("expected a 64-bit integer")
     return value

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Select, TypeDecorator, and_, false, or_
+from sqlalchemy import DateTime, Select, String, TypeDecorator, and_, false, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel
 
@@ -27,13 +27,16 @@ class Listing:
         return [getattr(row, name) for name, _ in self.order]
 
     def value_types(self) -> list[type]:
-        """The Python type of each position value: datetime or int."""
+        """The Python type of each position value: datetime, str or int."""
         kinds: list[type] = []
         for name, _ in self.order:
             column_type = self.column(name).type
             if isinstance(column_type, TypeDecorator):
                 column_type = column_type.impl_instance
-            kinds.append(datetime if isinstance(column_type, DateTime) else int)
+            if isinstance(column_type, DateTime):
+                kinds.append(datetime)
+            else:
+                kinds.append(str if isinstance(column_type, String) else int)
         return kinds
 
     def page(self, query: Select[Any], after: Sequence[Any] | None, limit: int) -> Select[Any]:

@@ -43,7 +43,9 @@ async def files_of_stream(session: AsyncSession, stream_pk: int) -> list[Recordi
 
 
 # A stream's (or every stream's) recording files, newest first.
-RECORDINGS = Listing(RecordingFile, (("start_time", True), ("id", True)))
+# Ties (the formats of one session start together) are broken by the unique file id,
+# so the order never depends on which callback arrived first.
+RECORDINGS = Listing(RecordingFile, (("start_time", True), ("file_id", True)))
 
 
 def recordings_query(stream_pk: int | None, after: Sequence[Any] | None, limit: int) -> Select[Any]:
@@ -57,7 +59,9 @@ def recordings_of_broadcasts_query(broadcast_ids: Sequence[int]) -> Select[Any]:
     return (
         select(RecordingFile)
         .where(col(RecordingFile.broadcast_id).in_(broadcast_ids))
-        .order_by(col(RecordingFile.start_time), col(RecordingFile.end_time), col(RecordingFile.id))
+        .order_by(
+            col(RecordingFile.start_time), col(RecordingFile.end_time), col(RecordingFile.file_id)
+        )
     )
 
 

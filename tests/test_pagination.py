@@ -383,10 +383,11 @@ TAMPERINGS = {
     "time-not-a-time": lambda v: [v[0], "yesterday", v[2]],
     "time-without-offset": lambda v: [v[0], v[1][:19], v[2]],
     "time-as-number": lambda v: [v[0], BASE, v[2]],
-    "id-as-float": lambda v: [v[0], v[1], 1.5],
-    "id-as-boolean": lambda v: [v[0], v[1], True],
-    "id-as-null": lambda v: [v[0], v[1], None],
-    "id-as-text": lambda v: [v[0], v[1], "7"],
+    "key-as-float": lambda v: [v[0], v[1], 1.5],
+    "key-as-boolean": lambda v: [v[0], v[1], True],
+    "key-as-null": lambda v: [v[0], v[1], None],
+    "key-as-number": lambda v: [v[0], v[1], 7],
+    "key-with-nul": lambda v: [v[0], v[1], "file\u0000"],
 }
 
 
@@ -395,7 +396,7 @@ async def test_tampered_cursor_is_a_clear_error(catalog: CatalogClient) -> None:
     listing = recording_files_of(None)
     cursor = (await listing.connection(catalog, 1))["pageInfo"]["endCursor"]
     values = decode(cursor)
-    assert values[0] == "recordings:" and len(values) == 3  # [list, start time, id]
+    assert values[0] == "recordings:" and len(values) == 3  # [list, start time, file id]
 
     assert errors_of(await listing.page(catalog, 2, cursor[:-4])) == [CURSOR_REFUSED]
     for name, tamper in TAMPERINGS.items():
@@ -404,11 +405,12 @@ async def test_tampered_cursor_is_a_clear_error(catalog: CatalogClient) -> None:
 
 
 OUT_OF_RANGE = {
-    "id-beyond-64-bits": ["recordings:", iso(BASE), 2**63],
-    "id-below-64-bits": ["recordings:", iso(BASE), -(2**63) - 1],
-    "huge-id": ["recordings:", iso(BASE), 10**30],
-    "time-after-year-9999-in-utc": ["recordings:", "9999-12-31T23:59:59-14:00", 1],
-    "time-before-year-1-in-utc": ["recordings:", "0001-01-01T00:00:00+14:00", 1],
+    "id-beyond-64-bits": ["rooms", 1, iso(BASE), 2**63],
+    "id-below-64-bits": ["rooms", 1, iso(BASE), -(2**63) - 1],
+    "huge-id": ["rooms", 1, iso(BASE), 10**30],
+    "rank-beyond-64-bits": ["rooms", 2**64, iso(BASE), 1],
+    "time-after-year-9999-in-utc": ["rooms", 1, "9999-12-31T23:59:59-14:00", 1],
+    "time-before-year-1-in-utc": ["rooms", 1, "0001-01-01T00:00:00+14:00", 1],
 }
 
 
@@ -416,7 +418,7 @@ OUT_OF_RANGE = {
 async def test_cursor_with_out_of_range_values_is_a_clear_error(
     catalog: CatalogClient, values: list[Any]
 ) -> None:
-    body = await recording_files_of(None).page(catalog, 2, encode(values))
+    body = await ROOMS.page(catalog, 2, encode(values))
 
     assert errors_of(body) == [CURSOR_REFUSED]
 

@@ -160,15 +160,17 @@ def _file_times(payload: Mapping[str, Any]) -> tuple[int, int, int]:
     start = _optional_time_number(payload, "start_time")
     end = _optional_time_number(payload, "end_time")
     duration = _lenient_number(payload, "duration")
-    if duration is not None and duration < 0:
-        duration = None
+    if duration is not None and duration <= 0:
+        duration = None  # absent, garbage, or a zero that would collapse the file
     if end is None and start is None:
         raise MalformedEvent("start_time and end_time are both missing")
     if end is None:
         assert start is not None
         end = start + (duration or 0)
-    if start is None or start > end:
-        start = end - duration if duration is not None else end
+    if duration is not None:
+        start = end - duration
+    elif start is None or start > end:
+        start = end
     return start, end, end - start
 
 
