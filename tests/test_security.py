@@ -1,5 +1,6 @@
 """Attacks on the public GraphQL API and the public callback URL, each through HTTP."""
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -233,3 +234,20 @@ async def test_a_flood_of_forged_mutations_is_cut_off_too(database_url: str) -> 
         ]
     assert messages[:3] == ["callback refused: wrong sign"] * 3
     assert messages[3:] == ["too many refused callbacks; slow down"] * 2
+
+
+async def test_admin_tokens_never_reach_logs_or_responses(
+    catalog: CatalogClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="replay_catalog")
+    mutation = 'mutation { upsertAnchor(input: {userId: "u"}) { userId } }'
+    wrong = await catalog.http.post(
+        "/graphql", json={"query": mutation}, headers={"Authorization": "Bearer guess-123"}
+    )
+    right = await catalog.http.post(
+        "/graphql", json={"query": mutation}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert wrong.json()["errors"][0]["message"] == "this operation needs the admin bearer token"
+    assert right.json()["data"] == {"upsertAnchor": {"userId": "u"}}
+    for text in (caplog.text, wrong.text, right.text):
+        assert ADMIN_TOKEN not in text and "guess-123" not in text
