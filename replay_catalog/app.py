@@ -19,12 +19,15 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from replay_catalog.refusals import RefusalLimiter
+from replay_catalog.replay_route import replay_playlist_endpoint
 from replay_catalog.settings import Settings
 from replay_catalog.tencent import CallbackRejected
 from replay_catalog.tencent.filelist import FileListClient
+from replay_catalog.vod import VodFetcher
 from resolvers.context import CatalogContext
 from resolvers.ingestion import Ingestor
 from resolvers.reconciliation import keep_reconciling
+from resolvers.replays import ReplayPlaylists
 from schema import QueryLimits, build_schema
 from storage.database import Database, DatabaseUnavailable
 
@@ -54,14 +57,14 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
         self,
         database: Database,
         ingestor: Ingestor,
-        admin_token: str | None,
+        settings: Settings,
         limits: QueryLimits,
         refusals: RefusalLimiter,
     ) -> None:
         super().__init__(build_schema(limits))
         self.database = database
         self.ingestor = ingestor
-        self.admin_token = admin_token
+        self.settings = settings
         self.refusals = refusals
 
     async def get_context(
@@ -70,7 +73,7 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
         return CatalogContext(
             database=self.database,
             ingestor=self.ingestor,
-            admin_token=self.admin_token,
+            settings=self.settings,
             authorization=request.headers.get("authorization"),
             client=request.client.host if request.client else "unknown",
             refusals=self.refusals,
@@ -115,7 +118,6 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
     """Build the service from its settings; `database` may be shared by the caller."""
     database = database or Database(settings.database_url)
     callback_key = settings.callback_key.get_secret_value() if settings.callback_key else None
-    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     ingestor = Ingestor(
         database, callback_key, timedelta(seconds=settings.reconnect_window_seconds)
     )
@@ -126,8 +128,17 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         introspection=settings.graphql_introspection,
     )
     refusals = RefusalLimiter(settings.refused_callbacks_per_minute)
-    graphql = CatalogGraphQL(database, ingestor, admin_token, limits, refusals)
+    graphql = CatalogGraphQL(database, ingestor, settings, limits, refusals)
     body_limit = settings.callback_max_body_bytes
+    replays = ReplayPlaylists(
+        database,
+        VodFetcher(
+            settings.vod_allowed_hosts,
+            allow_private_addresses=settings.vod_allow_private_addresses,
+            timeout_seconds=settings.vod_fetch_timeout_seconds,
+            max_bytes=settings.vod_max_playlist_bytes,
+        ),
+    )
 
     def refuse(client: str, status: int, code: int, message: str) -> Response:
         refusals.refused(client)
@@ -204,6 +215,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/replays/{broadcast_id}.m3u8", replay_playlist_endpoint(replays), methods=["GET"]),
     ]
     middleware = []
     if settings.cors_allowed_origins:

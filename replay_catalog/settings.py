@@ -6,6 +6,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from replay_catalog.tencent.filelist import DEFAULT_API_URL
+from replay_catalog.vod import (
+    DEFAULT_MAX_PLAYLIST_BYTES,
+    DEFAULT_TIMEOUT_SECONDS,
+    DEFAULT_VOD_ALLOWED_HOSTS,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./replay-catalog.db"
 
@@ -37,6 +42,15 @@ class Settings(BaseSettings):
     # per minute gets 429 without further work until it slows down.
     refused_callbacks_per_minute: int = Field(default=30, ge=1)
 
+    # Push and play addresses (createPushUrl, live rooms' play URLs).
+    push_domain: str | None = None
+    push_key: SecretStr | None = None
+    play_domain: str | None = None
+    push_url_expiry_seconds: int = Field(default=86_400, gt=0, le=90 * 86_400)
+    # The recording policy a push URL gets when the caller names none.
+    default_record_formats: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    default_record_interval_seconds: int | None = Field(default=None, gt=0, le=7200)
+
     # Live_Tape_GetFilelist, the safety net for lost callbacks (`reconcile`).
     tencent_appid: int | None = None
     tencent_api_key: SecretStr | None = None
@@ -48,6 +62,17 @@ class Settings(BaseSettings):
     # when TENCENT_APPID and TENCENT_API_KEY are set.
     reconcile_interval_seconds: int = Field(default=900, ge=0)
     reconcile_ended_within_seconds: int = Field(default=7200, gt=0)
+
+    # Stitched replays (/replays/{id}.m3u8) fetch HLS playlists server-side, from URLs
+    # that callbacks carry: only from these hosts (exact names, or `.suffix` for any
+    # subdomain; comma-separated), and never from private or loopback addresses
+    # unless VOD_ALLOW_PRIVATE_ADDRESSES is true.
+    vod_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_VOD_ALLOWED_HOSTS)
+    )
+    vod_allow_private_addresses: bool = False
+    vod_fetch_timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0, le=120)
+    vod_max_playlist_bytes: int = Field(default=DEFAULT_MAX_PLAYLIST_BYTES, ge=1024)
 
     @field_validator("database_url")
     @classmethod
@@ -62,14 +87,16 @@ class Settings(BaseSettings):
                 return driver + url[len(plain) :]
         return url
 
-    @field_validator("cors_allowed_origins", mode="before")
+    @field_validator(
+        "cors_allowed_origins", "default_record_formats", "vod_allowed_hosts", mode="before"
+    )
     @classmethod
     def comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("callback_key", "admin_token", "tencent_api_key")
+    @field_validator("callback_key", "admin_token", "tencent_api_key", "push_key")
     @classmethod
     def blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():

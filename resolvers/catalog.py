@@ -1,6 +1,7 @@
 """The catalog's list queries: room list, replays, broadcasts and recording files."""
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Select
@@ -12,12 +13,13 @@ from storage.broadcasts import (
     BROADCASTS,
     REPLAYS,
     ROOMS,
+    RoomFilter,
     replays_query,
     rooms_query,
     stream_broadcasts_query,
 )
 from storage.keyset import Listing
-from storage.recordings import RECORDINGS, recordings_query
+from storage.recordings import RECORDINGS, RecordingFilter, recordings_query
 
 
 async def _page(
@@ -38,8 +40,18 @@ async def _page(
     return make_page(name, listing, rows, limit)
 
 
-async def rooms(context: CatalogContext, first: int | None, after: str | None) -> Page[Broadcast]:
-    return await _page(context, "rooms", ROOMS, first, after, rooms_query)
+async def rooms(
+    context: CatalogContext, room_filter: RoomFilter, first: int | None, after: str | None
+) -> Page[Broadcast]:
+    room_filter = replace(room_filter, include_hidden=context.is_admin)
+    return await _page(
+        context,
+        "rooms",
+        ROOMS,
+        first,
+        after,
+        lambda position, limit: rooms_query(room_filter, position, limit),
+    )
 
 
 async def replays(
@@ -51,7 +63,7 @@ async def replays(
         REPLAYS,
         first,
         after,
-        lambda position, limit: replays_query(anchor_pk, position, limit),
+        lambda position, limit: replays_query(anchor_pk, context.is_admin, position, limit),
     )
 
 
@@ -64,26 +76,33 @@ async def stream_broadcasts(
         BROADCASTS,
         first,
         after,
-        lambda position, limit: stream_broadcasts_query(stream_pk, position, limit),
+        lambda position, limit: stream_broadcasts_query(
+            stream_pk, context.is_admin, position, limit
+        ),
     )
 
 
 async def recording_files(
-    context: CatalogContext, stream_id: str | None, first: int | None, after: str | None
+    context: CatalogContext,
+    stream_id: str | None,
+    recording_filter: RecordingFilter,
+    first: int | None,
+    after: str | None,
 ) -> Page[RecordingFile]:
-    stream_pk = None
+    name = f"recordings:{stream_id or ''}"
     if stream_id is not None:
         stream = await context.loaders.stream_by_stream_id.load(stream_id)
         if stream is None:
             page_size(first)
-            decode_cursor(f"recordings:{stream_id}", RECORDINGS, after)
+            decode_cursor(name, RECORDINGS, after)
             return Page([], [], has_next_page=False)
-        stream_pk = stream.id
+        recording_filter = replace(recording_filter, stream_pk=stream.id)
+    recording_filter = replace(recording_filter, include_hidden=context.is_admin)
     return await _page(
         context,
-        f"recordings:{stream_id or ''}",
+        name,
         RECORDINGS,
         first,
         after,
-        lambda position, limit: recordings_query(stream_pk, position, limit),
+        lambda position, limit: recordings_query(recording_filter, position, limit),
     )

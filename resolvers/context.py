@@ -4,6 +4,7 @@ import hmac
 from dataclasses import dataclass, field
 
 from replay_catalog.refusals import RefusalLimiter
+from replay_catalog.settings import Settings
 from resolvers.errors import NotAuthorized
 from resolvers.ingestion import Ingestor
 from resolvers.loaders import Loaders
@@ -14,20 +15,30 @@ from storage.database import Database
 class CatalogContext:
     database: Database
     ingestor: Ingestor
-    admin_token: str | None
+    settings: Settings
     authorization: str | None  # the request's Authorization header
     client: str  # the caller's address, for limits on refused callbacks
     refusals: RefusalLimiter
+    # Admins also see hidden and deleted broadcasts; everyone else never does.
+    is_admin: bool = field(init=False)
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.database)
+        self.is_admin = self._carries_admin_token()
+        self.loaders = Loaders(self.database, include_hidden=self.is_admin)
+
+    def _carries_admin_token(self) -> bool:
+        token = self.settings.admin_token
+        if token is None:
+            return False
+        scheme, _, given = (self.authorization or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode("utf-8", "replace"), token.get_secret_value().encode()
+        )
 
     def require_admin(self) -> None:
         """Raise NotAuthorized unless the request carries the admin bearer token."""
-        if self.admin_token is None:
+        if self.settings.admin_token is None:
             raise NotAuthorized("admin operations are disabled: ADMIN_TOKEN is not configured")
-        scheme, _, token = (self.authorization or "").partition(" ")
-        given = token.strip().encode("utf-8", "replace")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given, self.admin_token.encode()):
+        if not self.is_admin:
             raise NotAuthorized("this operation needs the admin bearer token")

@@ -20,8 +20,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from storage.broadcasts import ROOM_RANK_LIVE, ROOM_RANK_REPLAY
-
 # A replay plays best as HLS, then MP4, then FLV (the only formats mobile browsers
 # play are MP4 and HLS); an audio-only AAC recording is the last resort.
 PLAYBACK_PREFERENCE = ("HLS", "MP4", "FLV", "AAC")
@@ -53,6 +51,7 @@ class FileFact:
 class ScreenshotFact:
     id: int
     at: datetime
+    url: str
 
 
 @dataclass
@@ -71,7 +70,19 @@ class BroadcastShape:
     is_live: bool
     push_ids: list[int] = field(default_factory=list)
     files: list[FileFact] = field(default_factory=list)
-    screenshot_ids: list[int] = field(default_factory=list)
+    screenshots: list[ScreenshotFact] = field(default_factory=list)
+
+    @property
+    def screenshot_ids(self) -> list[int]:
+        return [shot.id for shot in self.screenshots]
+
+    @property
+    def cover_url(self) -> str | None:
+        """The latest screenshot while on air (what the room looks like now), else the first."""
+        if not self.screenshots:
+            return None
+        pick = max if self.is_live else min
+        return pick(self.screenshots, key=lambda shot: (shot.at, shot.url)).url
 
     @property
     def duration_seconds(self) -> int | None:
@@ -89,16 +100,6 @@ class BroadcastShape:
             key=lambda f: (PLAYBACK_PREFERENCE.index(f.format), f.start, f.end, f.file_id),
         )
         return best.video_url
-
-    @property
-    def room_rank(self) -> int | None:
-        if self.is_live:
-            return ROOM_RANK_LIVE
-        return ROOM_RANK_REPLAY if self.files else None
-
-    @property
-    def room_time(self) -> datetime | None:
-        return self.started_at if self.is_live else self.ended_at
 
 
 def pair_sessions(pushes: Iterable[PushFact]) -> list[Session]:
@@ -168,7 +169,7 @@ def group_broadcasts(
     """The broadcasts of one stream, oldest first."""
     sessions = pair_sessions(pushes)
     file_list = sorted(files, key=lambda f: (f.start, f.end, f.file_id))
-    shot_list = sorted(screenshots, key=lambda s: (s.at, s.id))
+    shot_list = sorted(screenshots, key=lambda s: (s.at, s.url))
     spans = [_Span(s.start, s.end, 0, i) for i, s in enumerate(sessions)]
     spans += [_Span(f.start, f.end, 1, i) for i, f in enumerate(file_list)]
     spans += [_Span(s.at, s.at, 2, i) for i, s in enumerate(shot_list)]
@@ -192,6 +193,6 @@ def group_broadcasts(
         elif span.kind == 1:
             current.files.append(file_list[span.index])
         else:
-            current.screenshot_ids.append(shot_list[span.index].id)
+            current.screenshots.append(shot_list[span.index])
         current.ended_at = None if current.is_live else reach
     return broadcasts

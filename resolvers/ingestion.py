@@ -288,7 +288,7 @@ async def regroup_stream(session: AsyncSession, stream: Stream, window: timedelt
             FileFact(f.id or 0, f.file_id, f.format, f.video_url, f.start_time, f.end_time)
             for f in files
         ],
-        [ScreenshotFact(s.id or 0, s.taken_at) for s in shots],
+        [ScreenshotFact(s.id or 0, s.taken_at, s.url) for s in shots],
         window,
     )
     existing = {b.id: b for b in await broadcasts_of_stream(session, stream.id)}
@@ -341,13 +341,15 @@ def _shape_broadcast(
         "duration_seconds": shape.duration_seconds,
         "playback_url": shape.playback_url,
         "recording_count": len(shape.files),
-        "room_rank": shape.room_rank,
-        "room_time": shape.room_time,
+        "cover_url": shape.cover_url,
     }
     if broadcast is None:
-        return Broadcast(stream_pk=stream_pk, updated_at=utc_now(), **fields)
+        broadcast = Broadcast(stream_pk=stream_pk, updated_at=utc_now(), **fields)
+        broadcast.place_in_room_list()
+        return broadcast
     if any(getattr(broadcast, name) != value for name, value in fields.items()):
         for name, value in fields.items():
             setattr(broadcast, name, value)
+        broadcast.place_in_room_list()
         broadcast.updated_at = utc_now()
     return broadcast

@@ -1,46 +1,73 @@
 """Per-request data loaders: each batch of lookups is one SQL statement."""
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy import Select
 from sqlmodel import SQLModel
 from strawberry.dataloader import DataLoader
 
 from storage import Anchor, Broadcast, RecordingFile, Stream
+from storage.broadcasts import replay_totals_query
 from storage.database import Database
-from storage.lookups import rows_by_key_query, streams_of_anchors_query
-from storage.recordings import recordings_of_broadcasts_query
+from storage.lookups import broadcasts_by_id_query, rows_by_key_query, streams_of_anchors_query
+from storage.recordings import recordings_by_key_query, recordings_of_broadcasts_query
 
 
 class Loaders:
     """Created per request (never shared: a loader caches what it has loaded)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, include_hidden: bool) -> None:
         self.database = database
+        self.include_hidden = include_hidden
         self.anchor = self._by_key(Anchor, "id")
         self.anchor_by_user_id = self._by_key(Anchor, "user_id")
         self.stream = self._by_key(Stream, "id")
         self.stream_by_stream_id = self._by_key(Stream, "stream_id")
-        self.broadcast = self._by_key(Broadcast, "id")
-        self.recording_by_file_id = self._by_key(RecordingFile, "file_id")
-        self.recording = self._by_key(RecordingFile, "id")
+        self.broadcast = self._by_key(
+            Broadcast, "id", lambda ids: broadcasts_by_id_query(ids, include_hidden)
+        )
+        self.recording_by_file_id = self._by_key(
+            RecordingFile,
+            "file_id",
+            lambda ids: recordings_by_key_query("file_id", ids, include_hidden),
+        )
+        self.recording = self._by_key(
+            RecordingFile, "id", lambda ids: recordings_by_key_query("id", ids, include_hidden)
+        )
         self.recordings_of_broadcast: DataLoader[int, list[RecordingFile]] = DataLoader(
             self._recordings_of_broadcasts
         )
         self.streams_of_anchor: DataLoader[int, list[Stream]] = DataLoader(self._streams_of_anchors)
+        self.replay_totals_of_anchor: DataLoader[int, tuple[int, int]] = DataLoader(
+            self._replay_totals
+        )
 
-    def _by_key(self, model: type[SQLModel], key: str) -> DataLoader[Any, Any]:
+    def _by_key(
+        self,
+        model: type[SQLModel],
+        key: str,
+        query: Callable[[Sequence[Any]], Select[Any]] | None = None,
+    ) -> DataLoader[Any, Any]:
+        build = query or (lambda values: rows_by_key_query(model, key, values))
+
         async def load(values: Sequence[Any]) -> list[Any]:
             # A key with a NUL character names nothing (and PostgreSQL refuses it).
             values_to_find = [v for v in values if not (isinstance(v, str) and "\x00" in v)]
             if not values_to_find:
                 return [None] * len(values)
-            rows = await self.database.scalars(rows_by_key_query(model, key, values_to_find))
+            rows = await self.database.scalars(build(values_to_find))
             found = {getattr(row, key): row for row in rows}
             return [found.get(value) for value in values]
 
         return DataLoader(load)
+
+    async def _replay_totals(self, anchor_ids: Sequence[int]) -> list[tuple[int, int]]:
+        """(number of replays, their total seconds) per anchor."""
+        rows = await self.database.rows(replay_totals_query(anchor_ids, self.include_hidden))
+        totals = {anchor_id: (count, int(seconds)) for anchor_id, count, seconds in rows}
+        return [totals.get(anchor_id, (0, 0)) for anchor_id in anchor_ids]
 
     async def _recordings_of_broadcasts(self, ids: Sequence[int]) -> list[list[RecordingFile]]:
         grouped: dict[int | None, list[RecordingFile]] = defaultdict(list)

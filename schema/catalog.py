@@ -15,6 +15,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from replay_catalog.tencent.push import play_urls
 from resolvers import catalog
 from resolvers.context import CatalogContext
 from resolvers.pagination import Page
@@ -100,6 +101,16 @@ class Anchor(relay.Node):
         rows = await info.context.loaders.streams_of_anchor.load(self.pk)
         return [Stream.from_row_required(row) for row in rows]
 
+    @strawberry.field(description="How many replays the anchor has (hidden ones left out).")
+    async def replay_count(self, info: CatalogInfo) -> int:
+        count, _ = await info.context.loaders.replay_totals_of_anchor.load(self.pk)
+        return count
+
+    @strawberry.field(description="The total length of the anchor's replays, in seconds.")
+    async def replay_duration_seconds(self, info: CatalogInfo) -> int:
+        _, seconds = await info.context.loaders.replay_totals_of_anchor.load(self.pk)
+        return seconds
+
     @strawberry.field(description="Ended broadcasts with recordings, newest first.")
     async def replays(
         self, info: CatalogInfo, first: int | None = None, after: str | None = None
@@ -112,6 +123,21 @@ async def _anchor(info: CatalogInfo, anchor_pk: int) -> Anchor:
     anchor = Anchor.from_row(await info.context.loaders.anchor.load(anchor_pk))
     assert anchor is not None  # every stream has an anchor (a placeholder at least)
     return anchor
+
+
+@strawberry.type(description="Where players watch a live stream (from PLAY_DOMAIN).")
+class LivePlayUrls:
+    flv: str
+    hls: str
+    rtmp: str
+
+
+def _live_play_urls(info: CatalogInfo, stream_id: str) -> LivePlayUrls | None:
+    play_domain = info.context.settings.play_domain
+    if play_domain is None:
+        return None
+    urls = play_urls(play_domain, stream_id)
+    return LivePlayUrls(flv=urls.flv, hls=urls.hls, rtmp=urls.rtmp)
 
 
 @strawberry.type(description="A push address (stream id) and what was broadcast on it.")
@@ -147,6 +173,10 @@ class Stream(relay.Node):
     async def anchor(self, info: CatalogInfo) -> Anchor:
         return await _anchor(info, self.anchor_pk)
 
+    @strawberry.field(description="Play URLs while the stream is live and PLAY_DOMAIN is set.")
+    def live_play_urls(self, info: CatalogInfo) -> LivePlayUrls | None:
+        return _live_play_urls(info, self.stream_id) if self.is_live else None
+
     @strawberry.field(description="The broadcast on air now, if the stream is live.")
     async def current_broadcast(self, info: CatalogInfo) -> "Broadcast | None":
         if self.current_broadcast_pk is None:
@@ -181,7 +211,19 @@ class Broadcast(relay.Node):
     playback_url: str | None = strawberry.field(
         description="The URL an app should play for this replay: HLS, else MP4, else FLV."
     )
+    title: str | None
+    cover_url: str | None = strawberry.field(
+        description="A screenshot from inside the broadcast: the latest while live, else the first."
+    )
+    featured: bool = strawberry.field(
+        description="Featured replays come right after the live rooms."
+    )
+    hidden: bool = strawberry.field(description="Hidden broadcasts are shown to admins only.")
+    deleted_at: datetime | None = strawberry.field(
+        description="When an admin deleted it; deleted broadcasts are shown to admins only."
+    )
     stream_pk: strawberry.Private[int]
+    room_rank: strawberry.Private[int | None]
 
     @classmethod
     def from_row_required(cls, row: broadcast_rows.Broadcast) -> Self:
@@ -193,7 +235,13 @@ class Broadcast(relay.Node):
             ended_at=row.ended_at,
             duration_seconds=row.duration_seconds,
             playback_url=row.playback_url,
+            title=row.title,
+            cover_url=row.cover_url,
+            featured=row.featured,
+            hidden=row.hidden,
+            deleted_at=row.deleted_at,
             stream_pk=row.stream_pk,
+            room_rank=row.room_rank,
         )
 
     @classmethod
@@ -278,13 +326,28 @@ class RecordingFile(relay.Node):
 class Room:
     kind: RoomKind
     broadcast: Broadcast
-    playback_url: str | None
+    title: str | None
+    cover_url: str | None
 
     @classmethod
     def from_row(cls, row: broadcast_rows.Broadcast) -> Self:
         broadcast = Broadcast.from_row_required(row)
         kind = RoomKind.LIVE if row.room_rank == broadcast_rows.ROOM_RANK_LIVE else RoomKind.REPLAY
-        return cls(kind=kind, broadcast=broadcast, playback_url=broadcast.playback_url)
+        return cls(kind=kind, broadcast=broadcast, title=row.title, cover_url=row.cover_url)
+
+    @strawberry.field(
+        description="What to play: the live HLS stream for a live room (when PLAY_DOMAIN is "
+        "set), the replay's playbackUrl for a replay."
+    )
+    async def playback_url(self, info: CatalogInfo) -> str | None:
+        if self.kind is RoomKind.REPLAY:
+            return self.broadcast.playback_url
+        urls = await _room_play_urls(self, info)
+        return urls.hls if urls is not None else None
+
+    @strawberry.field(description="Play URLs of a live room (when PLAY_DOMAIN is set).")
+    async def live_play_urls(self, info: CatalogInfo) -> LivePlayUrls | None:
+        return await _room_play_urls(self, info)
 
     @strawberry.field
     async def anchor(self, info: CatalogInfo) -> Anchor:
@@ -293,6 +356,13 @@ class Room:
     @strawberry.field
     async def stream(self, info: CatalogInfo) -> Stream:
         return await _stream(info, self.broadcast.stream_pk)
+
+
+async def _room_play_urls(room: Room, info: CatalogInfo) -> LivePlayUrls | None:
+    if room.kind is not RoomKind.LIVE or info.context.settings.play_domain is None:
+        return None
+    stream = await info.context.loaders.stream.load(room.broadcast.stream_pk)
+    return _live_play_urls(info, stream.stream_id)
 
 
 # Room is not a Node, which relay's type hints ask for; Strawberry itself does not mind.

@@ -1,5 +1,6 @@
 """The Mutation root: callback ingestion (same path as the HTTP route) and anchor profiles."""
 
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -8,8 +9,11 @@ from strawberry.scalars import JSON
 
 from replay_catalog.tencent import CallbackRejected
 from resolvers.anchors import upsert_anchor, validate_profile
+from resolvers.curation import Curation, curate_broadcast
 from resolvers.errors import InvalidInput, NotAuthorized
-from schema.catalog import Anchor, CatalogInfo
+from resolvers.push_urls import create_push_url
+from schema.catalog import Anchor, Broadcast, CatalogInfo, RecordingFormat
+from schema.query import resolve_global_id
 
 
 @strawberry.enum
@@ -41,6 +45,36 @@ class AnchorInput:
     )
 
 
+@strawberry.type(description="A signed push address for an anchor's app (admin only).")
+class PushUrl:
+    url: str = strawberry.field(
+        description="rtmp://PUSH_DOMAIN/live/STREAM_ID?txSecret=…&txTime=…[&record=…]"
+    )
+    expires_at: datetime
+    warnings: list[str] = strawberry.field(
+        description="Things to know about the recording policy asked for."
+    )
+
+
+async def _broadcast_pk(info: CatalogInfo, node_id: strawberry.ID) -> int:
+    node = await resolve_global_id(info, node_id)
+    if not isinstance(node, Broadcast):
+        raise InvalidInput("id does not name a broadcast")
+    return node.pk
+
+
+async def _curated(info: CatalogInfo, node_id: strawberry.ID, curation: Curation) -> Broadcast:
+    info.context.require_admin()
+    row = await curate_broadcast(
+        info.context.database, await _broadcast_pk(info, node_id), curation
+    )
+    if row is None:
+        raise InvalidInput("id does not name a broadcast")
+    broadcast = Broadcast.from_row(row)
+    assert broadcast is not None
+    return broadcast
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
@@ -66,6 +100,52 @@ class Mutation:
             outcome=IngestOutcome(result.outcome),
             reason=result.reason,
         )
+
+    @strawberry.mutation(
+        description="A signed push URL for a stream (admin). `record` and `recordInterval` "
+        "default to the configured recording policy when both are left out."
+    )
+    def create_push_url(
+        self,
+        info: CatalogInfo,
+        stream_id: str,
+        record: list[RecordingFormat] | None = None,
+        record_interval: int | None = None,
+        expires_in_seconds: int | None = None,
+    ) -> PushUrl:
+        info.context.require_admin()
+        created = create_push_url(
+            info.context.settings,
+            stream_id,
+            None if record is None else [f.value for f in record],
+            record_interval,
+            expires_in_seconds,
+        )
+        return PushUrl(url=created.url, expires_at=created.expires_at, warnings=created.warnings)
+
+    @strawberry.mutation(
+        description="Hide, feature or title a broadcast (admin). Left-out arguments stay as "
+        "they are; an empty title clears it."
+    )
+    async def curate_broadcast(
+        self,
+        info: CatalogInfo,
+        id: strawberry.ID,
+        hidden: bool | None = None,
+        featured: bool | None = None,
+        title: str | None = None,
+    ) -> Broadcast:
+        return await _curated(info, id, Curation(hidden=hidden, featured=featured, title=title))
+
+    @strawberry.mutation(
+        description="Soft-delete a broadcast (admin): it stays in storage, shown to admins only."
+    )
+    async def delete_broadcast(self, info: CatalogInfo, id: strawberry.ID) -> Broadcast:
+        return await _curated(info, id, Curation(deleted=True))
+
+    @strawberry.mutation(description="Undo a soft delete (admin).")
+    async def restore_broadcast(self, info: CatalogInfo, id: strawberry.ID) -> Broadcast:
+        return await _curated(info, id, Curation(deleted=False))
 
     @strawberry.mutation(description="Create or update an anchor profile (admin).")
     async def upsert_anchor(self, info: CatalogInfo, input: AnchorInput) -> Anchor:

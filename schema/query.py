@@ -1,22 +1,33 @@
 """The Query root: room list, lookups by natural key, and relay's `node`."""
 
 import inspect
+from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
 
 from resolvers import catalog
+from resolvers.errors import InvalidInput
 from schema.catalog import (
     Anchor,
     Broadcast,
     CatalogInfo,
     RecordingFile,
+    RecordingFormat,
     Room,
+    RoomKind,
     Stream,
     connection_of_recordings,
     rooms_connection,
 )
+from storage.broadcasts import REPLAY_RANKS, ROOM_RANK_LIVE, RoomFilter
+from storage.recordings import RecordingFilter
 
+ROOM_RANKS = {
+    RoomKind.LIVE: (ROOM_RANK_LIVE,),
+    RoomKind.REPLAY: REPLAY_RANKS,
+}
 NODE_TYPES: dict[str, type[relay.Node]] = {
     cls.__name__: cls for cls in (Anchor, Stream, Broadcast, RecordingFile)
 }
@@ -39,12 +50,22 @@ async def resolve_global_id(info: CatalogInfo, node_id: str) -> relay.Node | Non
 @strawberry.type
 class Query:
     @strawberry.field(
-        description="Live rooms first (newest push first), then replays (newest end first)."
+        description="Live rooms first (newest push first), then featured replays, then the "
+        "other replays (newest end first). Optionally only one kind, or one anchor's rooms."
     )
     async def rooms(
-        self, info: CatalogInfo, first: int | None = None, after: str | None = None
+        self,
+        info: CatalogInfo,
+        first: int | None = None,
+        after: str | None = None,
+        kind: RoomKind | None = None,
+        anchor: Annotated[
+            str | None, strawberry.argument(description="An anchor's userId.")
+        ] = None,
     ) -> relay.Connection[Room]:  # type: ignore[type-var]
-        return rooms_connection(await catalog.rooms(info.context, first, after))
+        ranks = None if kind is None else ROOM_RANKS[kind]
+        room_filter = RoomFilter(ranks=ranks, anchor_user_id=anchor)
+        return rooms_connection(await catalog.rooms(info.context, room_filter, first, after))
 
     @strawberry.field
     async def anchor(self, info: CatalogInfo, user_id: str) -> Anchor | None:
@@ -71,8 +92,25 @@ class Query:
         stream_id: str | None = None,
         first: int | None = None,
         after: str | None = None,
+        format: RecordingFormat | None = None,
+        started_after: Annotated[
+            datetime | None, strawberry.argument(description="Started at or after this time.")
+        ] = None,
+        started_before: Annotated[
+            datetime | None, strawberry.argument(description="Started before this time.")
+        ] = None,
     ) -> relay.Connection[RecordingFile]:
-        page = await catalog.recording_files(info.context, stream_id, first, after)
+        for moment in (started_after, started_before):
+            if moment is not None and moment.tzinfo is None:
+                raise InvalidInput("times must carry a UTC offset, e.g. 2026-11-01T12:00:00Z")
+        recording_filter = RecordingFilter(
+            formats=None if format is None else (format.value,),
+            started_after=started_after,
+            started_before=started_before,
+        )
+        page = await catalog.recording_files(
+            info.context, stream_id, recording_filter, first, after
+        )
         return connection_of_recordings(page)
 
     @strawberry.field

@@ -1,22 +1,28 @@
 """Broadcasts: one session on air, derived from a stream's pushes, files and screenshots."""
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Select, func, update
+from sqlalchemy import ColumnElement, Index, Select, func, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
+from storage.anchors import Anchor
 from storage.database import table_of
 from storage.keyset import Listing
 from storage.streams import Stream
 from storage.times import utc_now
 
-# room_rank orders the room list: live rooms first, then replays.
+MAX_TITLE_LENGTH = 128
+
+# room_rank orders the room list: live rooms, then featured replays, then the others.
 ROOM_RANK_LIVE = 0
-ROOM_RANK_REPLAY = 1
+ROOM_RANK_FEATURED = 1
+ROOM_RANK_REPLAY = 2
+REPLAY_RANKS = (ROOM_RANK_FEATURED, ROOM_RANK_REPLAY)
 
 
 class Broadcast(SQLModel, table=True):
@@ -35,12 +41,35 @@ class Broadcast(SQLModel, table=True):
     duration_seconds: int | None = None
     playback_url: str | None = Field(default=None, max_length=2048)
     recording_count: int = 0
-    # Position in the room list: ROOM_RANK_LIVE / ROOM_RANK_REPLAY, or None when the
-    # broadcast is not a room (ended without a recording). room_time is the push
-    # time for live rooms and the end time for replays; both lists run newest first.
+    # Position in the room list (see place_in_room_list), or None when the broadcast
+    # is not a room (ended without a recording). room_time is the push time for live
+    # rooms and the end time for replays; each part of the list runs newest first.
     room_rank: int | None = None
     room_time: datetime | None = None
+    # A screenshot from inside the broadcast: the latest while live, else the first.
+    cover_url: str | None = Field(default=None, max_length=2048)
+    # Curation by admins: a title, featured replays right after the live rooms, and
+    # hidden or (soft) deleted broadcasts that only admins see.
+    title: str | None = Field(default=None, max_length=MAX_TITLE_LENGTH)
+    featured: bool = False
+    hidden: bool = False
+    deleted_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utc_now)
+
+    def place_in_room_list(self) -> None:
+        """Set room_rank and room_time from what the broadcast is now."""
+        if self.is_live:
+            self.room_rank, self.room_time = ROOM_RANK_LIVE, self.started_at
+        elif self.recording_count:
+            rank = ROOM_RANK_FEATURED if self.featured else ROOM_RANK_REPLAY
+            self.room_rank, self.room_time = rank, self.ended_at
+        else:
+            self.room_rank, self.room_time = None, None
+
+
+def visible_to_public() -> list[ColumnElement[bool]]:
+    """The conditions that keep hidden and deleted broadcasts out of public answers."""
+    return [col(Broadcast.hidden).is_(False), col(Broadcast.deleted_at).is_(None)]
 
 
 async def broadcasts_of_stream(session: AsyncSession, stream_pk: int) -> list[Broadcast]:
@@ -70,22 +99,69 @@ REPLAYS = Listing(Broadcast, (("ended_at", True), ("id", True)))
 BROADCASTS = Listing(Broadcast, (("started_at", True), ("id", True)))
 
 
-def rooms_query(after: Sequence[Any] | None, limit: int) -> Select[Any]:
+@dataclass(frozen=True)
+class RoomFilter:
+    """Which rooms to list: all, or only live ones or replays, of everyone or one anchor."""
+
+    ranks: tuple[int, ...] | None = None
+    anchor_user_id: str | None = None
+    include_hidden: bool = False
+
+
+def rooms_query(room_filter: RoomFilter, after: Sequence[Any] | None, limit: int) -> Select[Any]:
     query = select(Broadcast).where(col(Broadcast.room_rank).is_not(None))
+    if room_filter.ranks is not None:
+        query = query.where(col(Broadcast.room_rank).in_(room_filter.ranks))
+    if room_filter.anchor_user_id is not None:
+        query = (
+            query.join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
+            .join(Anchor, col(Anchor.id) == col(Stream.anchor_id))
+            .where(col(Anchor.user_id) == room_filter.anchor_user_id)
+        )
+    if not room_filter.include_hidden:
+        query = query.where(*visible_to_public())
     return ROOMS.page(query, after, limit)
 
 
-def replays_query(anchor_pk: int, after: Sequence[Any] | None, limit: int) -> Select[Any]:
+def _replays_of(anchor_pk: int, include_hidden: bool) -> Select[Any]:
     query = (
         select(Broadcast)
         .join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
-        .where(col(Stream.anchor_id) == anchor_pk, col(Broadcast.room_rank) == ROOM_RANK_REPLAY)
+        .where(col(Stream.anchor_id) == anchor_pk, col(Broadcast.room_rank).in_(REPLAY_RANKS))
     )
-    return REPLAYS.page(query, after, limit)
+    return query if include_hidden else query.where(*visible_to_public())
 
 
-def stream_broadcasts_query(stream_pk: int, after: Sequence[Any] | None, limit: int) -> Select[Any]:
+def replays_query(
+    anchor_pk: int, include_hidden: bool, after: Sequence[Any] | None, limit: int
+) -> Select[Any]:
+    return REPLAYS.page(_replays_of(anchor_pk, include_hidden), after, limit)
+
+
+def replay_totals_query(
+    anchor_pks: Sequence[int], include_hidden: bool
+) -> Select[int, int, int | None]:
+    """(anchor pk, number of replays, their total duration) per anchor."""
+    query = (
+        select_columns(
+            col(Stream.anchor_id),
+            func.count(col(Broadcast.id)),
+            func.coalesce(func.sum(col(Broadcast.duration_seconds)), 0),
+        )
+        .join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
+        .where(col(Stream.anchor_id).in_(list(anchor_pks)))
+        .where(col(Broadcast.room_rank).in_(REPLAY_RANKS))
+        .group_by(col(Stream.anchor_id))
+    )
+    return query if include_hidden else query.where(*visible_to_public())
+
+
+def stream_broadcasts_query(
+    stream_pk: int, include_hidden: bool, after: Sequence[Any] | None, limit: int
+) -> Select[Any]:
     query = select(Broadcast).where(col(Broadcast.stream_pk) == stream_pk)
+    if not include_hidden:
+        query = query.where(*visible_to_public())
     return BROADCASTS.page(query, after, limit)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlmodel import SQLModel, col, select
 
+from storage.broadcasts import Broadcast, visible_to_public
 from storage.database import table_of
 from storage.streams import Stream
 
@@ -13,6 +14,11 @@ from storage.streams import Stream
 def rows_by_key_query(model: type[SQLModel], key: str, values: Sequence[Any]) -> Select[Any]:
     """Rows of `model` whose column `key` is one of `values` (one statement per batch)."""
     return select(model).where(table_of(model).c[key].in_(list(values)))
+
+
+def broadcasts_by_id_query(ids: Sequence[int], include_hidden: bool) -> Select[Any]:
+    query = rows_by_key_query(Broadcast, "id", ids)
+    return query if include_hidden else query.where(*visible_to_public())
 
 
 def streams_of_anchors_query(anchor_pks: Sequence[int]) -> Select[Any]:

@@ -1,10 +1,13 @@
 """Apply Alembic migrations from inside the service (`migrate`, `serve`, tests)."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
 
@@ -17,13 +20,42 @@ def alembic_config() -> Config:
     return config
 
 
-async def upgrade_to_head(database: Database) -> None:
-    """Bring the schema up to date, in one transaction where the database allows it."""
+@asynccontextmanager
+async def migration_connection(database: Database) -> AsyncIterator[AsyncConnection]:
+    """A connection in one transaction, fit for schema changes.
 
-    def upgrade(connection: Connection) -> None:
+    SQLite changes a table by copying it (Alembic's batch mode), which foreign keys
+    pointing at the table would refuse; they are switched off meanwhile. The PRAGMA
+    only works outside a transaction, so it goes to the driver before ours begins.
+    """
+    async with database.engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        if database.is_sqlite:
+            await driver.execute("PRAGMA foreign_keys=OFF")
+        try:
+            async with connection.begin():
+                yield connection
+        finally:
+            if database.is_sqlite:
+                await driver.execute("PRAGMA foreign_keys=ON")
+
+
+async def migrate_to(database: Database, revision: str = "head", downgrade: bool = False) -> None:
+    """Upgrade (or downgrade) the schema to `revision`, in one transaction."""
+
+    def run(connection: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        if downgrade:
+            command.downgrade(config, revision)
+        else:
+            command.upgrade(config, revision)
 
-    async with database.engine.begin() as connection:
-        await connection.run_sync(upgrade)
+    async with migration_connection(database) as connection:
+        await connection.run_sync(run)
+
+
+async def upgrade_to_head(database: Database) -> None:
+    """Bring the schema up to date."""
+    await migrate_to(database, "head")

@@ -1,6 +1,7 @@
 """Recording files, one row per Tencent `file_id`."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -8,6 +9,8 @@ from sqlalchemy import BigInteger, Column, Index, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
+from storage.broadcasts import Broadcast, visible_to_public
+from storage.database import table_of
 from storage.keyset import Listing
 from storage.times import utc_now
 
@@ -48,11 +51,44 @@ async def files_of_stream(session: AsyncSession, stream_pk: int) -> list[Recordi
 RECORDINGS = Listing(RecordingFile, (("start_time", True), ("file_id", True)))
 
 
-def recordings_query(stream_pk: int | None, after: Sequence[Any] | None, limit: int) -> Select[Any]:
-    query = select(RecordingFile)
-    if stream_pk is not None:
-        query = query.where(col(RecordingFile.stream_pk) == stream_pk)
+@dataclass(frozen=True)
+class RecordingFilter:
+    """Which recording files to list."""
+
+    stream_pk: int | None = None
+    formats: tuple[str, ...] | None = None
+    started_after: datetime | None = None  # inclusive
+    started_before: datetime | None = None  # exclusive
+    include_hidden: bool = False
+
+
+def recordings_query(
+    recording_filter: RecordingFilter, after: Sequence[Any] | None, limit: int
+) -> Select[Any]:
+    query: Select[Any] = select(RecordingFile)
+    if recording_filter.stream_pk is not None:
+        query = query.where(col(RecordingFile.stream_pk) == recording_filter.stream_pk)
+    if recording_filter.formats is not None:
+        query = query.where(col(RecordingFile.format).in_(recording_filter.formats))
+    if recording_filter.started_after is not None:
+        query = query.where(col(RecordingFile.start_time) >= recording_filter.started_after)
+    if recording_filter.started_before is not None:
+        query = query.where(col(RecordingFile.start_time) < recording_filter.started_before)
+    if not recording_filter.include_hidden:
+        query = _visible_only(query)
     return RECORDINGS.page(query, after, limit)
+
+
+def recordings_by_key_query(key: str, values: Sequence[Any], include_hidden: bool) -> Select[Any]:
+    """Files by `file_id` or `id`; a file of a hidden or deleted broadcast is not found."""
+    query = select(RecordingFile).where(table_of(RecordingFile).c[key].in_(list(values)))
+    return query if include_hidden else _visible_only(query)
+
+
+def _visible_only(query: Select[Any]) -> Select[Any]:
+    return query.join(Broadcast, col(Broadcast.id) == col(RecordingFile.broadcast_id)).where(
+        *visible_to_public()
+    )
 
 
 def recordings_of_broadcasts_query(broadcast_ids: Sequence[int]) -> Select[Any]:

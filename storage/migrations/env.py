@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 import storage
 from replay_catalog.settings import Settings
 from storage.database import Database
+from storage.migrate import migration_connection
 
 target_metadata = storage.metadata
 
@@ -26,7 +27,7 @@ def run_on(connection: Connection) -> None:
 async def run_with_own_engine() -> None:
     database = Database(Settings().database_url)
     try:
-        async with database.engine.begin() as connection:
+        async with migration_connection(database) as connection:
             await connection.run_sync(run_on)
     finally:
         await database.dispose()

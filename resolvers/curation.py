@@ -1,0 +1,55 @@
+"""Admins' curation of broadcasts: titles, featured and hidden replays, soft deletes."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from resolvers.errors import InvalidInput
+from storage import Broadcast
+from storage.broadcasts import MAX_TITLE_LENGTH
+from storage.database import UNAVAILABLE_MESSAGE, Database, DatabaseUnavailable, is_outage
+from storage.times import utc_now
+
+
+@dataclass(frozen=True)
+class Curation:
+    """What to change; None leaves a field as it is (an empty title clears it)."""
+
+    hidden: bool | None = None
+    featured: bool | None = None
+    title: str | None = None
+    deleted: bool | None = None
+
+
+async def curate_broadcast(
+    database: Database, broadcast_pk: int, curation: Curation
+) -> Broadcast | None:
+    """Apply `curation` to the broadcast; None if there is no such broadcast."""
+    title = curation.title.strip() if curation.title is not None else None
+    if title is not None and len(title) > MAX_TITLE_LENGTH:
+        raise InvalidInput(f"title must be at most {MAX_TITLE_LENGTH} characters")
+    if title is not None and "\x00" in title:
+        raise InvalidInput("text must not contain NUL characters")
+    try:
+        async with database.writing() as session:
+            broadcast = await session.get(Broadcast, broadcast_pk, with_for_update=True)
+            if broadcast is None:
+                return None
+            if curation.hidden is not None:
+                broadcast.hidden = curation.hidden
+            if curation.featured is not None:
+                broadcast.featured = curation.featured
+            if title is not None:
+                broadcast.title = title or None
+            if curation.deleted is False:
+                broadcast.deleted_at = None
+            elif curation.deleted and broadcast.deleted_at is None:
+                broadcast.deleted_at = utc_now()
+            broadcast.place_in_room_list()
+            broadcast.updated_at = utc_now()
+            session.add(broadcast)
+            return broadcast
+    except (SQLAlchemyError, OSError) as failure:
+        if is_outage(failure):
+            raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+        raise

@@ -1,0 +1,191 @@
+"""Stitched replays: one HLS playlist per broadcast, built from its HLS parts.
+
+`GET /replays/{broadcast global id}.m3u8` serves what `ReplayPlaylists.playlist`
+returns. A part that cannot be fetched or read fails the whole playlist
+(`ReplayUnavailable`): a silently shortened replay would look like a complete one.
+The playlist of an ended broadcast whose parts are all complete never changes, so it
+is kept in a bounded in-memory cache keyed by the broadcast and its parts.
+"""
+
+import asyncio
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from strawberry import relay
+
+from replay_catalog.vod import VodFetcher, VodFetchError, VodSession
+from resolvers.stitching import (
+    MasterPlaylist,
+    MediaPlaylist,
+    PlaylistInvalid,
+    parse_playlist,
+    stitch,
+)
+from storage import Broadcast, RecordingFile
+from storage.database import Database
+from storage.lookups import broadcasts_by_id_query
+from storage.recordings import recordings_of_broadcasts_query
+
+# The GraphQL type whose global ids name broadcasts ("Broadcast:<pk>", base64).
+BROADCAST_TYPE_NAME = "Broadcast"
+# RecordingFile.format of HLS files (see tencent/callbacks.py FORMATS).
+HLS = "HLS"
+# Primary keys are 32-bit integers on PostgreSQL; a larger id names nothing.
+MAX_PK = 2**31 - 1
+_PK = re.compile(r"[0-9]{1,10}")
+# Parts fetched at once for one playlist: enough to hide latency, few enough to be polite.
+PART_FETCHES_AT_ONCE = 4
+# The cache holds at most this many playlists and this many characters in all.
+CACHE_MAX_PLAYLISTS = 256
+CACHE_MAX_CHARACTERS = 64 * 1024 * 1024
+
+
+class ReplayNotFound(Exception):
+    """No such broadcast, or it has no HLS recording to stitch."""
+
+
+class ReplayUnavailable(Exception):
+    """A part could not be fetched or read; the message names the part and the reason."""
+
+
+@dataclass(frozen=True)
+class StitchedReplay:
+    text: str
+    etag: str  # a strong ETag (quoted) of the text
+    ended: bool  # the broadcast is over: a VOD playlist, cacheable for long
+
+
+def replay_playlist_path(broadcast_pk: int) -> str:
+    """The path of a broadcast's stitched HLS playlist, as GraphQL should link it."""
+    return f"/replays/{relay.GlobalID(BROADCAST_TYPE_NAME, str(broadcast_pk))}.m3u8"
+
+
+def broadcast_pk_from_global_id(global_id: str) -> int | None:
+    """The primary key a broadcast's global id names, or None for anything else."""
+    try:
+        parsed = relay.GlobalID.from_id(global_id)
+    except Exception:  # strawberry raises several kinds for malformed ids
+        return None
+    if parsed.type_name != BROADCAST_TYPE_NAME or not _PK.fullmatch(parsed.node_id):
+        return None
+    pk = int(parsed.node_id)
+    return pk if 0 < pk <= MAX_PK else None
+
+
+class StitchedCache:
+    """Least recently used stitched playlists, bounded in count and in size."""
+
+    def __init__(
+        self, max_playlists: int = CACHE_MAX_PLAYLISTS, max_characters: int = CACHE_MAX_CHARACTERS
+    ) -> None:
+        self.max_playlists = max_playlists
+        self.max_characters = max_characters
+        self.characters = 0
+        self._entries: OrderedDict[tuple[int, tuple[str, ...]], StitchedReplay] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[int, tuple[str, ...]]) -> StitchedReplay | None:
+        replay = self._entries.get(key)
+        if replay is not None:
+            self._entries.move_to_end(key)
+        return replay
+
+    def put(self, key: tuple[int, tuple[str, ...]], replay: StitchedReplay) -> None:
+        if len(replay.text) > self.max_characters:
+            return
+        previous = self._entries.pop(key, None)
+        if previous is not None:
+            self.characters -= len(previous.text)
+        self._entries[key] = replay
+        self.characters += len(replay.text)
+        while len(self._entries) > self.max_playlists or self.characters > self.max_characters:
+            _, evicted = self._entries.popitem(last=False)
+            self.characters -= len(evicted.text)
+
+
+class ReplayPlaylists:
+    """Builds (or recalls) the stitched playlist of a broadcast."""
+
+    def __init__(
+        self, database: Database, fetcher: VodFetcher, cache: StitchedCache | None = None
+    ) -> None:
+        self.database = database
+        self.fetcher = fetcher
+        self.cache = cache if cache is not None else StitchedCache()
+
+    async def playlist(self, broadcast_pk: int) -> StitchedReplay:
+        # A hidden or deleted broadcast is not public: it has no public replay either.
+        broadcasts = await self.database.scalars(
+            broadcasts_by_id_query([broadcast_pk], include_hidden=False)
+        )
+        if not broadcasts:
+            raise ReplayNotFound("no such broadcast")
+        broadcast: Broadcast = broadcasts[0]
+        recordings: list[RecordingFile] = await self.database.scalars(
+            recordings_of_broadcasts_query([broadcast_pk])
+        )
+        parts = [recording for recording in recordings if recording.format == HLS]
+        if not parts:
+            raise ReplayNotFound("this broadcast has no HLS recording")
+        ended = not broadcast.is_live and broadcast.ended_at is not None
+        # A late part changes the key, so a cached playlist is never stale.
+        key = (broadcast_pk, tuple(part.file_id for part in parts))
+        if ended and (cached := self.cache.get(key)) is not None:
+            return cached
+        media = await self._fetch_parts(parts)
+        try:
+            text = stitch(media, ended=ended)
+        except PlaylistInvalid as failure:
+            raise ReplayUnavailable(f"the parts cannot be joined: {failure}") from None
+        replay = StitchedReplay(text, _etag(text), ended)
+        if ended and all(part.ended for part in media):
+            self.cache.put(key, replay)
+        return replay
+
+    async def _fetch_parts(self, parts: Sequence[RecordingFile]) -> list[MediaPlaylist]:
+        """Every part's media playlist, in order; the earliest failing part is reported."""
+        slots = asyncio.Semaphore(PART_FETCHES_AT_ONCE)
+        async with self.fetcher.session() as session:
+
+            async def fetch(part: RecordingFile) -> MediaPlaylist:
+                async with slots:
+                    return await _media_playlist(session, part.video_url)
+
+            results = await asyncio.gather(*(fetch(part) for part in parts), return_exceptions=True)
+        media: list[MediaPlaylist] = []
+        for number, (part, result) in enumerate(zip(parts, results, strict=True), start=1):
+            if isinstance(result, VodFetchError):
+                raise ReplayUnavailable(
+                    f"part {number} of {len(parts)} (file {part.file_id}) could not be fetched: "
+                    f"{result}"
+                )
+            if isinstance(result, PlaylistInvalid):
+                raise ReplayUnavailable(
+                    f"part {number} of {len(parts)} (file {part.file_id}) is not a usable "
+                    f"HLS playlist: {result}"
+                )
+            if isinstance(result, BaseException):
+                raise result
+            media.append(result)
+        return media
+
+
+async def _media_playlist(session: VodSession, url: str) -> MediaPlaylist:
+    """The media playlist at `url`; a master playlist is resolved to its chosen variant."""
+    fetched = await session.fetch(url)
+    playlist = parse_playlist(fetched.text, fetched.url)
+    if isinstance(playlist, MasterPlaylist):
+        variant = await session.fetch(playlist.chosen_variant().uri)
+        playlist = parse_playlist(variant.text, variant.url)
+        if isinstance(playlist, MasterPlaylist):
+            raise PlaylistInvalid("its chosen variant is itself a master playlist")
+    return playlist
+
+
+def _etag(text: str) -> str:
+    return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
