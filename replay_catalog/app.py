@@ -76,6 +76,7 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
             settings=self.settings,
             authorization=request.headers.get("authorization"),
             client=request.client.host if request.client else "unknown",
+            base_url=(self.settings.public_base_url or str(request.base_url)).rstrip("/"),
             refusals=self.refusals,
         )
 

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # per minute gets 429 without further work until it slows down.
     refused_callbacks_per_minute: int = Field(default=30, ge=1)
 
+    # The address apps reach this service at, for links to stitched replays
+    # (e.g. https://catalog.example.com); unset: taken from each request.
+    public_base_url: str | None = None
+
     # Push and play addresses (createPushUrl, live rooms' play URLs).
     push_domain: str | None = None
     push_key: SecretStr | None = None

@@ -18,6 +18,7 @@ class CatalogContext:
     settings: Settings
     authorization: str | None  # the request's Authorization header
     client: str  # the caller's address, for limits on refused callbacks
+    base_url: str  # where apps reach this service, for links to its own routes
     refusals: RefusalLimiter
     # Admins also see hidden and deleted broadcasts; everyone else never does.
     is_admin: bool = field(init=False)

@@ -91,6 +91,10 @@ class BroadcastShape:
         return int((self.ended_at - self.started_at).total_seconds())
 
     @property
+    def hls_part_count(self) -> int:
+        return sum(1 for f in self.files if f.format == "HLS")
+
+    @property
     def playback_url(self) -> str | None:
         """The recording an app should play: by format preference, then the earliest part."""
         if self.is_live or not self.files:

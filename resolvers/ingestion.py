@@ -340,6 +340,7 @@ def _shape_broadcast(
         "is_live": shape.is_live,
         "duration_seconds": shape.duration_seconds,
         "playback_url": shape.playback_url,
+        "hls_part_count": shape.hls_part_count,
         "recording_count": len(shape.files),
         "cover_url": shape.cover_url,
     }

@@ -19,6 +19,8 @@ from replay_catalog.tencent.push import play_urls
 from resolvers import catalog
 from resolvers.context import CatalogContext
 from resolvers.pagination import Page
+from resolvers.replays import replay_playlist_path
+from resolvers.timeline import timeline
 from storage import anchors as anchor_rows
 from storage import broadcasts as broadcast_rows
 from storage import recordings as recording_rows
@@ -208,9 +210,6 @@ class Broadcast(relay.Node):
     started_at: datetime | None
     ended_at: datetime | None
     duration_seconds: int | None
-    playback_url: str | None = strawberry.field(
-        description="The URL an app should play for this replay: HLS, else MP4, else FLV."
-    )
     title: str | None
     cover_url: str | None = strawberry.field(
         description="A screenshot from inside the broadcast: the latest while live, else the first."
@@ -224,6 +223,8 @@ class Broadcast(relay.Node):
     )
     stream_pk: strawberry.Private[int]
     room_rank: strawberry.Private[int | None]
+    recorded_playback_url: strawberry.Private[str | None]
+    hls_part_count: strawberry.Private[int]
 
     @classmethod
     def from_row_required(cls, row: broadcast_rows.Broadcast) -> Self:
@@ -234,7 +235,8 @@ class Broadcast(relay.Node):
             started_at=row.started_at,
             ended_at=row.ended_at,
             duration_seconds=row.duration_seconds,
-            playback_url=row.playback_url,
+            recorded_playback_url=row.playback_url,
+            hls_part_count=row.hls_part_count,
             title=row.title,
             cover_url=row.cover_url,
             featured=row.featured,
@@ -253,6 +255,32 @@ class Broadcast(relay.Node):
         cls, *, info: CatalogInfo, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
         return await _load_nodes(info.context.loaders.broadcast, node_ids, cls.from_row)
+
+    @strawberry.field(
+        description="The URL an app should play for this replay: HLS, else MP4, else FLV. "
+        "A replay of several HLS parts plays as one stitched playlist (/replays/{id}.m3u8)."
+    )
+    def playback_url(self, info: CatalogInfo) -> str | None:
+        return _replay_playback_url(self, info)
+
+    @strawberry.field(
+        description="The parts of one format in play order, with the breaks between them "
+        "(default: the format playbackUrl plays). Players of MP4 or FLV parts play them one "
+        "after another."
+    )
+    async def timeline(
+        self, info: CatalogInfo, format: RecordingFormat | None = None
+    ) -> list["TimelinePart"]:
+        rows = await info.context.loaders.recordings_of_broadcast.load(self.pk)
+        entries = timeline(rows, self.started_at, None if format is None else format.value)
+        return [
+            TimelinePart(
+                recording=RecordingFile.from_row_required(entry.recording),
+                offset_seconds=entry.offset_seconds,
+                gap_before_seconds=entry.gap_before_seconds,
+            )
+            for entry in entries
+        ]
 
     @strawberry.field
     async def stream(self, info: CatalogInfo) -> Stream:
@@ -322,6 +350,31 @@ class RecordingFile(relay.Node):
         return Broadcast.from_row(await info.context.loaders.broadcast.load(self.broadcast_pk))
 
 
+def _replay_playback_url(broadcast: Broadcast, info: CatalogInfo) -> str | None:
+    if broadcast.is_live or broadcast.hls_part_count < 2:
+        return broadcast.recorded_playback_url
+    return info.context.base_url + replay_playlist_path(broadcast.pk)
+
+
+@strawberry.type(description="One part of a broadcast's recording, in play order.")
+class TimelinePart:
+    recording: RecordingFile
+    offset_seconds: int = strawberry.field(
+        description="Seconds from the start of the broadcast to the start of this part."
+    )
+    gap_before_seconds: int = strawberry.field(
+        description="Seconds with nothing recorded before this part (a break in the push)."
+    )
+
+    @strawberry.field
+    def start_time(self) -> datetime | None:
+        return self.recording.start_time
+
+    @strawberry.field
+    def end_time(self) -> datetime | None:
+        return self.recording.end_time
+
+
 @strawberry.type(description="An entry of the room list: a live room or a replay.")
 class Room:
     kind: RoomKind
@@ -341,7 +394,7 @@ class Room:
     )
     async def playback_url(self, info: CatalogInfo) -> str | None:
         if self.kind is RoomKind.REPLAY:
-            return self.broadcast.playback_url
+            return _replay_playback_url(self.broadcast, info)
         urls = await _room_play_urls(self, info)
         return urls.hls if urls is not None else None
 

@@ -40,6 +40,8 @@ class Broadcast(SQLModel, table=True):
     is_live: bool = False
     duration_seconds: int | None = None
     playback_url: str | None = Field(default=None, max_length=2048)
+    # More than one HLS part: apps play the stitched playlist (GET /replays/{id}.m3u8).
+    hls_part_count: int = 0
     recording_count: int = 0
     # Position in the room list (see place_in_room_list), or None when the broadcast
     # is not a room (ended without a recording). room_time is the push time for live

@@ -183,7 +183,10 @@ async def test_new_m3u8_after_a_short_break_continues_the_broadcast(
     assert spans([broadcast]) == [(iso(BASE), iso(BASE + 2000), False)]
     assert broadcast["durationSeconds"] == 2000
     assert file_ids(broadcast) == ["m3u8-1", "m3u8-2"]
-    assert broadcast["playbackUrl"] == url("m3u8-1", "m3u8")
+    # Two .m3u8 files play as one stitched playlist.
+    (node,) = await broadcast_ids_and_urls(catalog, "2121_alice")
+    assert node["playbackUrl"] == f"http://catalog.test/replays/{node['id']}.m3u8"
+    assert broadcast["playbackUrl"] == node["playbackUrl"]
 
 
 async def test_stream_that_comes_back_within_the_window_continues_the_broadcast(
@@ -604,6 +607,15 @@ async def test_duration_places_the_start_before_the_end(
 # Playback
 
 
+async def broadcast_ids_and_urls(catalog: CatalogClient, stream: str) -> list[dict[str, Any]]:
+    data = await catalog.data(
+        "query($s: String!) { stream(streamId: $s) { broadcasts { edges { node {"
+        " id playbackUrl } } } } }",
+        {"s": stream},
+    )
+    return [edge["node"] for edge in data["stream"]["broadcasts"]["edges"]]
+
+
 @pytest.mark.parametrize(
     ("formats", "expected"),
     [
@@ -628,7 +640,11 @@ async def test_playback_url_prefers_hls_then_mp4_then_flv(
     await catalog.send_all(events)
 
     (broadcast,) = await catalog.broadcasts("2121_a")
-    assert broadcast["playbackUrl"] == url(f"{expected}-1", extension[expected])
+    if expected == "hls":  # two HLS parts play as one stitched playlist
+        (node,) = await broadcast_ids_and_urls(catalog, "2121_a")
+        assert broadcast["playbackUrl"] == f"http://catalog.test/replays/{node['id']}.m3u8"
+    else:
+        assert broadcast["playbackUrl"] == url(f"{expected}-1", extension[expected])
     (room,) = await rooms_of(catalog, "2121_a")
     assert room["playbackUrl"] == broadcast["playbackUrl"]
 

@@ -480,3 +480,83 @@ async def test_a_hidden_broadcast_has_no_public_replay(
         token=ADMIN_TOKEN,
     )
     assert (await replays.http.get(path)).status_code == 404
+
+
+PLAYBACK = """
+query Playback($streamId: String!) {
+  stream(streamId: $streamId) { broadcasts(first: 1) { edges { node {
+    id playbackUrl
+    timeline { recording { fileId format } startTime endTime offsetSeconds gapBeforeSeconds }
+    mp4: timeline(format: MP4) { recording { fileId } gapBeforeSeconds }
+  } } } }
+  rooms { edges { node { playbackUrl } } }
+}
+"""
+
+
+async def playback(client: CatalogClient) -> tuple[dict[str, object], list[str]]:
+    data = await client.data(PLAYBACK, {"streamId": STREAM})
+    (edge,) = data["stream"]["broadcasts"]["edges"]
+    return edge["node"], [room["node"]["playbackUrl"] for room in data["rooms"]["edges"]]
+
+
+async def test_a_replay_of_several_hls_parts_plays_the_stitched_playlist_and_shows_its_breaks(
+    replays: CatalogClient, vod: VodEmulator
+) -> None:
+    urls = [vod.add_media(f"vod/b{i}/playlist.m3u8", [10.0, 10.0]) for i in range(3)]
+    await replays.send_all([push(STREAM, BASE, "s1"), cut(STREAM, BASE + 20, "s1")])
+    await replays.send_all([push(STREAM, BASE + 80, "s2"), cut(STREAM, BASE + 100, "s2")])
+    await replays.send_all([push(STREAM, BASE + 250, "s3"), cut(STREAM, BASE + 270, "s3")])
+    await send_parts(
+        replays,
+        ("b0", BASE, BASE + 20, urls[0]),
+        ("b1", BASE + 80, BASE + 100, urls[1]),
+        ("b2", BASE + 250, BASE + 270, urls[2]),
+    )
+    await replays.send(recording(STREAM, "m1", BASE, BASE + 20, "mp4"))
+    await replays.send(recording(STREAM, "m2", BASE + 80, BASE + 100, "mp4"))
+
+    broadcast, room_urls = await playback(replays)
+    assert broadcast["playbackUrl"] == f"http://catalog.test/replays/{broadcast['id']}.m3u8"
+    assert room_urls == [broadcast["playbackUrl"]]
+    timeline = broadcast["timeline"]
+    assert [(p["recording"]["fileId"], p["gapBeforeSeconds"]) for p in timeline] == [
+        ("b0", 0),
+        ("b1", 60),
+        ("b2", 150),
+    ]
+    assert [p["offsetSeconds"] for p in timeline] == [0, 80, 250]
+    assert {p["recording"]["format"] for p in timeline} == {"HLS"}
+    assert [(p["recording"]["fileId"], p["gapBeforeSeconds"]) for p in broadcast["mp4"]] == [
+        ("m1", 0),
+        ("m2", 60),
+    ]
+
+    playlist = strictly_parsed(await replays.http.get(urlsplit(broadcast["playbackUrl"]).path))
+    assert playlist.discontinuities == 2 and len(playlist.segments) == 6
+
+
+async def test_a_replay_of_one_hls_part_plays_that_part(
+    replays: CatalogClient, vod: VodEmulator
+) -> None:
+    url = vod.add_media("vod/one/playlist.m3u8", [10.0])
+    await send_parts(replays, ("one", BASE, BASE + 10, url))
+    broadcast, room_urls = await playback(replays)
+    assert broadcast["playbackUrl"] == url and room_urls == [url]
+    assert [p["gapBeforeSeconds"] for p in broadcast["timeline"]] == [0]
+
+
+async def test_stitched_links_use_the_configured_public_address(
+    catalog: CatalogClient, database_url: str, vod: VodEmulator
+) -> None:
+    async with catalog_fetching_vod(
+        database_url, public_base_url="https://replays.example.com/"
+    ) as client:
+        urls = [vod.add_media(f"vod/p{i}/playlist.m3u8", [10.0]) for i in range(2)]
+        await send_parts(
+            client, ("p0", BASE, BASE + 10, urls[0]), ("p1", BASE + 60, BASE + 70, urls[1])
+        )
+        broadcast, _ = await playback(client)
+        assert broadcast["playbackUrl"] == (
+            f"https://replays.example.com/replays/{broadcast['id']}.m3u8"
+        )

@@ -1,4 +1,4 @@
-"""Curation (title, featured, hidden, soft delete) and covers on broadcasts
+"""Curation (title, featured, hidden, soft delete), covers and HLS part counts
 
 Featured replays get their own room rank, so plain replays move from rank 1 to 2.
 
@@ -35,7 +35,14 @@ def upgrade() -> None:
             sa.Column("hidden", sa.Boolean(), nullable=False, server_default=sa.false())
         )
         batch_op.add_column(sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("hls_part_count", sa.Integer(), nullable=False, server_default="0")
+        )
     op.execute("UPDATE broadcast SET room_rank = 2 WHERE room_rank = 1")
+    op.execute(
+        "UPDATE broadcast SET hls_part_count = (SELECT count(*) FROM recording_file r "
+        "WHERE r.broadcast_id = broadcast.id AND r.format = 'HLS')"
+    )
     op.execute(COVER.format(order="DESC", which="is_live"))
     op.execute(COVER.format(order="ASC", which="NOT is_live"))
 
@@ -43,6 +50,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("UPDATE broadcast SET room_rank = 1 WHERE room_rank = 2 OR room_rank = 1")
     with op.batch_alter_table("broadcast", schema=None) as batch_op:
+        batch_op.drop_column("hls_part_count")
         batch_op.drop_column("deleted_at")
         batch_op.drop_column("hidden")
         batch_op.drop_column("featured")
