@@ -2,12 +2,13 @@
 
 import hashlib
 import time
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import event
 
 from replay_catalog.app import create_app
 from replay_catalog.settings import Settings
@@ -133,6 +134,22 @@ class CatalogClient:
                 yield cls(http, database)
             finally:
                 await database.dispose()
+
+    @contextmanager
+    def counting_statements(self, selects_only: bool = False) -> Iterator[list[str]]:
+        """Every SQL statement (or every SELECT) the app runs inside the block."""
+        statements: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if not selects_only or statement.lstrip().upper().startswith("SELECT"):
+                statements.append(statement)
+
+        engine = self.database.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
 
     async def post_callback(self, payload: Any, **kwargs: Any) -> httpx.Response:
         return await self.http.post("/callbacks/tencent", json=payload, **kwargs)

@@ -2,12 +2,10 @@
 
 import base64
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from storage import InboxEntry, RecordingFile
 from tests.catalog_client import BASE, CatalogClient, cut, push, recording, sign
@@ -267,24 +265,6 @@ query RoomPage($first: Int!) {
 """
 
 
-@contextmanager
-def counting_selects(catalog: CatalogClient) -> Iterator[list[str]]:
-    """The SELECT statements the app runs inside the block."""
-    statements: list[str] = []
-
-    def before_cursor_execute(*args: Any) -> None:
-        statement = args[2]
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append(statement)
-
-    engine = catalog.database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", before_cursor_execute)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", before_cursor_execute)
-
-
 async def test_a_room_list_page_costs_a_few_statements_whatever_its_length(
     catalog: CatalogClient,
 ) -> None:
@@ -299,7 +279,7 @@ async def test_a_room_list_page_costs_a_few_statements_whatever_its_length(
 
     costs = {}
     for first in (2, 20):
-        with counting_selects(catalog) as statements:
+        with catalog.counting_statements(selects_only=True) as statements:
             data = await catalog.data(ROOM_PAGE, {"first": first})
         assert len(data["rooms"]["edges"]) == first
         costs[first] = len(statements)

@@ -1,12 +1,9 @@
 """Attacks on the public GraphQL API and the public callback URL, each through HTTP."""
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from storage import InboxEntry, RecordingFile
 from tests.catalog_client import (
@@ -22,22 +19,6 @@ from tests.catalog_client import (
 pytestmark = pytest.mark.anyio
 
 
-@contextmanager
-def counting_statements(catalog: CatalogClient) -> Iterator[list[str]]:
-    """Every SQL statement the app runs inside the block."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = catalog.database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def nested_rooms(depth: int) -> str:
     """A legal query that nests anchor -> streams -> broadcasts ... `depth` levels deep."""
     inner = "streamId"
@@ -47,7 +28,7 @@ def nested_rooms(depth: int) -> str:
 
 
 async def test_a_deeply_nested_query_is_refused_before_it_runs(catalog: CatalogClient) -> None:
-    with counting_statements(catalog) as statements:
+    with catalog.counting_statements() as statements:
         body = await catalog.graphql(nested_rooms(10))
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
     assert body.get("data") is None
@@ -57,7 +38,7 @@ async def test_a_deeply_nested_query_is_refused_before_it_runs(catalog: CatalogC
 
 async def test_a_query_with_hundreds_of_aliases_is_refused(catalog: CatalogClient) -> None:
     aliases = " ".join(f"a{i}: rooms(first: 100) {{ edges {{ cursor }} }}" for i in range(60))
-    with counting_statements(catalog) as statements:
+    with catalog.counting_statements() as statements:
         body = await catalog.graphql(f"{{ {aliases} }}")
     assert body["errors"][0]["message"] == "60 aliases found. Allowed: 30"
     assert statements == []
@@ -83,7 +64,7 @@ async def test_introspection_can_be_switched_off(database_url: str) -> None:
 
 async def test_forged_callbacks_never_touch_the_database(catalog: CatalogClient) -> None:
     forged = {**sign(push("2121_a", BASE)), "sign": "0" * 32}
-    with counting_statements(catalog) as statements:
+    with catalog.counting_statements() as statements:
         for _ in range(5):
             assert (await catalog.post_callback(forged)).status_code == 401
         assert (await catalog.http.post("/callbacks/tencent", content=b"[]")).status_code == 400
