@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -14,10 +15,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from replay_catalog.metrics import CatalogMetrics
+from replay_catalog.pages import STATIC_DIR, demo_app, graphiql_page
 from replay_catalog.refusals import RefusalLimiter
 from replay_catalog.replay_route import replay_playlist_endpoint
 from replay_catalog.settings import Settings
@@ -25,7 +29,7 @@ from replay_catalog.tencent import CallbackRejected
 from replay_catalog.tencent.filelist import FileListClient
 from replay_catalog.vod import VodFetcher
 from resolvers.context import CatalogContext
-from resolvers.ingestion import Ingestor
+from resolvers.ingestion import OUTCOME_REFUSED, Ingestor
 from resolvers.reconciliation import keep_reconciling
 from resolvers.replays import ReplayPlaylists
 from schema import QueryLimits, build_schema
@@ -40,6 +44,7 @@ CODE_UNAUTHORIZED = 401
 CODE_TOO_LARGE = 413
 CODE_UNSUPPORTED_TYPE = 415
 CODE_TOO_MANY_REFUSALS = 429
+CODE_INTERNAL = 500
 CODE_UNAVAILABLE = 503
 
 # Tencent posts `application/json`; a body labelled as something else is not a callback.
@@ -60,8 +65,9 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
         settings: Settings,
         limits: QueryLimits,
         refusals: RefusalLimiter,
+        metrics: CatalogMetrics,
     ) -> None:
-        super().__init__(build_schema(limits))
+        super().__init__(build_schema(limits, observers=[metrics.extension()]))
         self.database = database
         self.ingestor = ingestor
         self.settings = settings
@@ -79,6 +85,9 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
             base_url=(self.settings.public_base_url or str(request.base_url)).rstrip("/"),
             refusals=self.refusals,
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql_page()
 
 
 def _answer(status: int, code: int, message: str | None = None) -> JSONResponse:
@@ -118,9 +127,11 @@ def file_list_client(settings: Settings) -> FileListClient | None:
 def create_app(settings: Settings, database: Database | None = None) -> Starlette:
     """Build the service from its settings; `database` may be shared by the caller."""
     database = database or Database(settings.database_url)
+    metrics = CatalogMetrics()
+    database.outage_listeners.append(metrics.database_error)
     callback_key = settings.callback_key.get_secret_value() if settings.callback_key else None
     ingestor = Ingestor(
-        database, callback_key, timedelta(seconds=settings.reconnect_window_seconds)
+        database, callback_key, timedelta(seconds=settings.reconnect_window_seconds), metrics
     )
     limits = QueryLimits(
         max_depth=settings.graphql_max_depth,
@@ -129,7 +140,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         introspection=settings.graphql_introspection,
     )
     refusals = RefusalLimiter(settings.refused_callbacks_per_minute)
-    graphql = CatalogGraphQL(database, ingestor, settings, limits, refusals)
+    graphql = CatalogGraphQL(database, ingestor, settings, limits, refusals, metrics)
     body_limit = settings.callback_max_body_bytes
     replays = ReplayPlaylists(
         database,
@@ -141,7 +152,12 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         ),
     )
 
-    def refuse(client: str, status: int, code: int, message: str) -> Response:
+    def refuse(
+        client: str, status: int, code: int, message: str, *, counted: bool = False
+    ) -> Response:
+        """Answer a refused callback; `counted`: the Ingestor already counted it in metrics."""
+        if not counted:
+            metrics.callback(None, OUTCOME_REFUSED)
         refusals.refused(client)
         if not refusals.allows(client):
             log.warning("callbacks from %s are refused too often; answering 429 for now", client)
@@ -150,6 +166,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
     async def tencent_callback(request: Request) -> Response:
         client = request.client.host if request.client else "unknown"
         if not refusals.allows(client):
+            metrics.callback(None, OUTCOME_REFUSED)
             return _answer(429, CODE_TOO_MANY_REFUSALS, "too many refused callbacks; slow down")
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in ACCEPTED_CONTENT_TYPES and not content_type.endswith("+json"):
@@ -170,9 +187,14 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         try:
             await ingestor.ingest_callback(payload)
         except CallbackRejected as refusal:
-            return refuse(client, 401, CODE_UNAUTHORIZED, str(refusal))
+            return refuse(client, 401, CODE_UNAUTHORIZED, str(refusal), counted=True)
         except DatabaseUnavailable as failure:
             return _answer(503, CODE_UNAVAILABLE, str(failure))
+        except Exception:
+            # Not stored, so not a 200: Tencent retries. The id ties the answer to the log.
+            error_id = secrets.token_hex(6)
+            log.exception("callback failed unexpectedly (error id %s)", error_id)
+            return _answer(500, CODE_INTERNAL, f"internal error (id {error_id})")
         return _answer(200, CODE_OK)
 
     async def healthz(request: Request) -> Response:
@@ -212,10 +234,13 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
             await database.dispose()
 
     routes = [
+        Route("/", demo_app, methods=["GET"]),
         Route("/callbacks/tencent", tencent_callback, methods=["POST"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         Route("/replays/{broadcast_id}.m3u8", replay_playlist_endpoint(replays), methods=["GET"]),
     ]
     middleware = []

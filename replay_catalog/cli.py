@@ -9,12 +9,26 @@ from datetime import timedelta
 from replay_catalog.settings import Settings
 from storage.database import Database
 
+TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+
+def log_formatter(settings: Settings) -> logging.Formatter:
+    """Plain lines, or with LOG_FORMAT=json one JSON object per line that also carries
+    the fields a log call passes in `extra` (the per-callback line's stream, outcome, …)."""
+    if settings.log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        return JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+    return logging.Formatter(TEXT_LOG_FORMAT)
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(log_formatter(settings))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     # Driver debug logs carry SQL parameters, and the inbox stores raw payloads
     # (push URLs' txSecret included): keep them quiet whatever LOG_LEVEL says.
     for noisy in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
@@ -156,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     settings = Settings()
-    _configure_logging(settings)
+    configure_logging(settings)
     try:
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
@@ -171,7 +185,14 @@ def main(argv: list[str] | None = None) -> int:
             from replay_catalog.app import create_app
 
             asyncio.run(_migrate(settings))
-            uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+            uvicorn.run(
+                create_app(settings),
+                host=args.host,
+                port=args.port,
+                log_level="info",
+                # JSON logs: let uvicorn's loggers reach our root handler instead of its own.
+                log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+            )
     except OSError as failure:
         print(f"replay-catalog: cannot reach the database: {failure}", file=sys.stderr)
         return 1

@@ -1,6 +1,6 @@
 """Configuration, read from the environment (and an optional `.env` file)."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # Tencent's callbacks are a few hundred bytes; anything much larger is not one.
     callback_max_body_bytes: int = Field(default=64 * 1024, ge=64 * 1024)
     log_level: str = "INFO"
+    # `json`: one JSON object per log line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
 
     # Limits that refuse a hostile GraphQL document before it runs.
     graphql_max_depth: int = Field(default=12, ge=1)

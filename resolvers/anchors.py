@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from resolvers.errors import InvalidInput
 from storage import Anchor
 from storage.anchors import upsert_profile
-from storage.database import UNAVAILABLE_MESSAGE, Database, DatabaseUnavailable, is_outage
+from storage.database import Database, is_outage
 from storage.streams import claim_streams
 
 MAX_STREAMS_PER_UPSERT = 100
@@ -62,5 +62,5 @@ async def upsert_anchor(database: Database, profile: AnchorProfile) -> Anchor:
             return anchor
     except (SQLAlchemyError, OSError) as failure:
         if is_outage(failure):
-            raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+            raise database.unavailable(failure) from failure
         raise

@@ -7,7 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from resolvers.errors import InvalidInput
 from storage import Broadcast
 from storage.broadcasts import MAX_TITLE_LENGTH
-from storage.database import UNAVAILABLE_MESSAGE, Database, DatabaseUnavailable, is_outage
+from storage.database import Database, is_outage
 from storage.times import utc_now
 
 
@@ -51,5 +51,5 @@ async def curate_broadcast(
             return broadcast
     except (SQLAlchemyError, OSError) as failure:
         if is_outage(failure):
-            raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+            raise database.unavailable(failure) from failure
         raise

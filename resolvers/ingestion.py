@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +37,6 @@ from resolvers.grouping import (
 from storage import Broadcast, InboxEntry, PushEvent, RecordingFile, Screenshot, Stream
 from storage.broadcasts import broadcasts_of_stream, move_members
 from storage.database import (
-    UNAVAILABLE_MESSAGE,
     Database,
     DatabaseUnavailable,
     insert_or_ignore,
@@ -58,6 +57,19 @@ from storage.times import utc_now
 
 log = logging.getLogger("replay_catalog.ingestion")
 
+# Outcomes of a callback besides the inbox's own (applied, ignored, quarantined).
+OUTCOME_DUPLICATE = "duplicate"
+OUTCOME_REFUSED = "refused"
+OUTCOME_UNAVAILABLE = "unavailable"
+
+
+class IngestionObserver(Protocol):
+    """What the Ingestor tells about each callback (the app's metrics)."""
+
+    def callback(self, event_type: int | None, outcome: str) -> None: ...
+
+    def ingested(self, event_type: int | None, outcome: str, seconds: float) -> None: ...
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -72,11 +84,16 @@ class Ingestor:
     """Authenticates callbacks and applies them to the catalog."""
 
     def __init__(
-        self, database: Database, callback_key: str | None, reconnect_window: timedelta
+        self,
+        database: Database,
+        callback_key: str | None,
+        reconnect_window: timedelta,
+        observer: IngestionObserver | None = None,
     ) -> None:
         self.database = database
         self.callback_key = callback_key
         self.reconnect_window = reconnect_window
+        self.observer = observer
 
     async def ingest_callback(self, payload: Mapping[str, Any]) -> IngestResult:
         """Check the sign, then store and apply. Raises CallbackRejected or DatabaseUnavailable."""
@@ -89,6 +106,8 @@ class Ingestor:
                 tencent.event_type_of(payload),
                 _loggable(tencent.stream_id_of(payload)),
             )
+            if self.observer is not None:
+                self.observer.callback(tencent.event_type_of(payload), OUTCOME_REFUSED)
             raise
         return await self.ingest_authentic(payload)
 
@@ -99,24 +118,41 @@ class Ingestor:
         stream_id = tencent.stream_id_of(payload)
         key = tencent.event_key(payload)
         try:
-            if _has_nul(payload):
-                # PostgreSQL text and JSONB cannot hold NUL; no real callback has one.
-                payload = _without_nul(payload)
-                raise tencent.MalformedEvent("the payload contains NUL characters")
-            event = tencent.parse_callback(payload)
-        except tencent.MalformedEvent as fault:
-            stream_id = _without_nul(stream_id)
-            result = await self._store(key, payload, event_type, stream_id, None, str(fault))
-        else:
-            result = await self._store(key, payload, event_type, stream_id, event, None)
+            try:
+                if _has_nul(payload):
+                    # PostgreSQL text and JSONB cannot hold NUL; no real callback has one.
+                    payload = _without_nul(payload)
+                    raise tencent.MalformedEvent("the payload contains NUL characters")
+                event = tencent.parse_callback(payload)
+            except tencent.MalformedEvent as fault:
+                stream_id = _without_nul(stream_id)
+                result = await self._store(key, payload, event_type, stream_id, None, str(fault))
+            else:
+                result = await self._store(key, payload, event_type, stream_id, event, None)
+        except DatabaseUnavailable:
+            if self.observer is not None:
+                self.observer.callback(event_type, OUTCOME_UNAVAILABLE)
+            raise
+        seconds = time.perf_counter() - started
+        outcome = OUTCOME_DUPLICATE if result.duplicate else result.outcome
+        if self.observer is not None:
+            self.observer.ingested(event_type, outcome, seconds)
+        stream = _loggable(stream_id)
         log.info(
             "callback event_type=%s stream=%s outcome=%s%s%s in %.1f ms",
             event_type,
-            _loggable(stream_id),
+            stream,
             result.outcome,
             " (duplicate)" if result.duplicate else "",
             f" reason={result.reason!r}" if result.reason else "",
-            (time.perf_counter() - started) * 1000,
+            seconds * 1000,
+            # Structured fields for LOG_FORMAT=json; never the payload or its sign.
+            extra={
+                "stream": stream,
+                "event_type": event_type,
+                "outcome": outcome,
+                "latency_ms": round(seconds * 1000, 3),
+            },
         )
         return result
 
@@ -149,7 +185,7 @@ class Ingestor:
         except (SQLAlchemyError, OSError) as failure:
             if is_outage(failure):
                 log.error("database unavailable while storing a callback: %s", failure)
-                raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+                raise self.database.unavailable(failure) from failure
             if outcome != OUTCOME_APPLIED:
                 raise
             # Not an outage: this event will never apply. Keep it, quarantined, so that
@@ -162,7 +198,7 @@ class Ingestor:
             )
         except (SQLAlchemyError, OSError) as failure:
             if is_outage(failure):
-                raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+                raise self.database.unavailable(failure) from failure
             raise
 
     async def _write(

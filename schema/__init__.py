@@ -3,7 +3,7 @@
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from graphql import GraphQLError
@@ -86,9 +86,14 @@ class QueryLimits:
     introspection: bool = True
 
 
-def build_schema(limits: QueryLimits | None = None) -> Schema:
+def build_schema(
+    limits: QueryLimits | None = None, observers: Sequence[Callable[[], SchemaExtension]] = ()
+) -> Schema:
+    """The schema with its limits; `observers` are extensions that wrap every operation
+    (metrics), outermost first."""
     limits = limits or QueryLimits()
     extensions: list[Callable[[], SchemaExtension]] = [
+        *observers,
         lambda: MaskInternalErrors(
             should_mask_error=lambda error: not client_may_see(error),
             error_message="Internal error.",

@@ -1,6 +1,6 @@
 """The async engine, sessions for reading and writing, and dialect-aware upserts."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -86,12 +86,26 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # Told of every outage (the app's metrics count them); storage knows no metrics.
+        self.outage_listeners: list[Callable[[BaseException], None]] = []
+        # Statement parameters carry raw callbacks (push URLs' txSecret included):
+        # `hide_parameters` keeps them out of error messages and so out of logs.
         if self.is_sqlite:
-            self.engine = create_async_engine(url, connect_args={"timeout": 30})
+            self.engine = create_async_engine(
+                url, connect_args={"timeout": 30}, hide_parameters=True
+            )
             _configure_sqlite(self.engine)
         else:
-            self.engine = create_async_engine(url, pool_pre_ping=True, pool_size=10)
+            self.engine = create_async_engine(
+                url, pool_pre_ping=True, pool_size=10, hide_parameters=True
+            )
         self._writer = self.engine.execution_options(begin_immediate=True)
+
+    def unavailable(self, failure: BaseException) -> DatabaseUnavailable:
+        """Tell the outage listeners, and give the exception to raise for it."""
+        for listener in self.outage_listeners:
+            listener(failure)
+        return DatabaseUnavailable(UNAVAILABLE_MESSAGE)
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
@@ -111,7 +125,7 @@ class Database:
                 return list(result.scalars().all())
         except (SQLAlchemyError, OSError) as failure:
             if is_outage(failure):
-                raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+                raise self.unavailable(failure) from failure
             raise
 
     async def rows(self, statement: Executable) -> list[Any]:
@@ -121,13 +135,18 @@ class Database:
                 return list((await session.execute(statement)).all())
         except (SQLAlchemyError, OSError) as failure:
             if is_outage(failure):
-                raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from failure
+                raise self.unavailable(failure) from failure
             raise
 
     async def ping(self) -> None:
-        """Raise if the database does not answer."""
-        async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        """Raise if the database does not answer (and tell the outage listeners)."""
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as failure:
+            if is_outage(failure):
+                raise self.unavailable(failure) from failure
+            raise
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -236,7 +236,7 @@ async def test_numbers_too_wide_to_store_are_dropped_not_retried_forever(
 
 
 async def test_an_event_the_database_refuses_is_quarantined_not_retried_forever(
-    catalog: CatalogClient,
+    catalog: CatalogClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The database refuses one file (a trigger stands in for any constraint it may have).
     async with catalog.database.engine.begin() as connection:
@@ -250,7 +250,10 @@ async def test_an_event_the_database_refuses_is_quarantined_not_retried_forever(
                 "ALTER TABLE recording_file ADD CONSTRAINT refuse_evil CHECK (file_id <> 'evil')"
             )
     try:
-        await catalog.send(recording("2121_a", "evil", BASE, BASE + 60))
+        secret = "bizid=2121&txSecret=0123456789abcdef&txTime=6B077FA3"
+        await catalog.send(recording("2121_a", "evil", BASE, BASE + 60, stream_param=secret))
+        assert "could not apply a callback" in caplog.text
+        assert "0123456789abcdef" not in caplog.text  # not even in the logged SQL error
         (entry,) = await catalog.database.scalars(select(InboxEntry))
         assert entry.outcome == "quarantined"
         assert entry.reason == "the catalog could not apply it (IntegrityError)"
@@ -263,4 +266,34 @@ async def test_an_event_the_database_refuses_is_quarantined_not_retried_forever(
                 "DROP TRIGGER refuse_evil"
                 if catalog.database.is_sqlite
                 else "ALTER TABLE recording_file DROP CONSTRAINT refuse_evil"
+            )
+
+
+async def test_a_failed_write_never_logs_the_callbacks_secrets(
+    catalog: CatalogClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The inbox itself refuses the event: the error (and its SQL) reaches the log.
+    async with catalog.database.engine.begin() as connection:
+        if catalog.database.is_sqlite:
+            await connection.exec_driver_sql(
+                "CREATE TRIGGER refuse_all BEFORE INSERT ON inbox_entry "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        else:
+            await connection.exec_driver_sql(
+                "ALTER TABLE inbox_entry ADD CONSTRAINT refuse_all CHECK (event_type <> 1)"
+            )
+    secret = "bizid=2121&txSecret=0123456789abcdef&txTime=6B077FA3"
+    try:
+        response = await catalog.post_callback(sign(push("2121_a", BASE, stream_param=secret)))
+        assert response.status_code == 500  # not stored: Tencent must retry
+        error_id = response.json()["message"].removeprefix("internal error (id ").rstrip(")")
+        assert f"error id {error_id}" in caplog.text and "IntegrityError" in caplog.text
+        assert "0123456789abcdef" not in caplog.text
+    finally:
+        async with catalog.database.engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "DROP TRIGGER refuse_all"
+                if catalog.database.is_sqlite
+                else "ALTER TABLE inbox_entry DROP CONSTRAINT refuse_all"
             )
