@@ -4,6 +4,8 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -235,23 +237,42 @@ async def test_numbers_too_wide_to_store_are_dropped_not_retried_forever(
     assert size["recordingFile"]["fileSize"] == 2**40
 
 
-async def test_an_event_the_database_refuses_is_quarantined_not_retried_forever(
-    catalog: CatalogClient, caplog: pytest.LogCaptureFixture
-) -> None:
-    # The database refuses one file (a trigger stands in for any constraint it may have).
+@asynccontextmanager
+async def database_refusing(
+    catalog: CatalogClient, table: str, column: str, value: str | int
+) -> AsyncIterator[None]:
+    """The database refuses rows of `table` whose `column` is `value`: a trigger or a
+    CHECK stands in for any constraint it may have."""
+    literal = f"'{value}'" if isinstance(value, str) else str(value)
     async with catalog.database.engine.begin() as connection:
         if catalog.database.is_sqlite:
             await connection.exec_driver_sql(
-                "CREATE TRIGGER refuse_evil BEFORE INSERT ON recording_file "
-                "WHEN NEW.file_id = 'evil' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                f"CREATE TRIGGER refuse BEFORE INSERT ON {table} WHEN NEW.{column} = {literal} "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
             )
         else:
             await connection.exec_driver_sql(
-                "ALTER TABLE recording_file ADD CONSTRAINT refuse_evil CHECK (file_id <> 'evil')"
+                f"ALTER TABLE {table} ADD CONSTRAINT refuse CHECK ({column} <> {literal})"
             )
     try:
-        secret = "bizid=2121&txSecret=0123456789abcdef&txTime=6B077FA3"
-        await catalog.send(recording("2121_a", "evil", BASE, BASE + 60, stream_param=secret))
+        yield
+    finally:
+        async with catalog.database.engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "DROP TRIGGER refuse"
+                if catalog.database.is_sqlite
+                else f"ALTER TABLE {table} DROP CONSTRAINT refuse"
+            )
+
+
+SECRET_PARAM = "bizid=2121&txSecret=0123456789abcdef&txTime=6B077FA3"
+
+
+async def test_an_event_the_database_refuses_is_quarantined_not_retried_forever(
+    catalog: CatalogClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with database_refusing(catalog, "recording_file", "file_id", "evil"):
+        await catalog.send(recording("2121_a", "evil", BASE, BASE + 60, stream_param=SECRET_PARAM))
         assert "could not apply a callback" in caplog.text
         assert "0123456789abcdef" not in caplog.text  # not even in the logged SQL error
         (entry,) = await catalog.database.scalars(select(InboxEntry))
@@ -260,40 +281,17 @@ async def test_an_event_the_database_refuses_is_quarantined_not_retried_forever(
         assert await count(catalog, RecordingFile) == 0
         await catalog.send(recording("2121_a", "good", BASE, BASE + 60))
         assert await count(catalog, RecordingFile) == 1
-    finally:
-        async with catalog.database.engine.begin() as connection:
-            await connection.exec_driver_sql(
-                "DROP TRIGGER refuse_evil"
-                if catalog.database.is_sqlite
-                else "ALTER TABLE recording_file DROP CONSTRAINT refuse_evil"
-            )
 
 
 async def test_a_failed_write_never_logs_the_callbacks_secrets(
     catalog: CatalogClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The inbox itself refuses the event: the error (and its SQL) reaches the log.
-    async with catalog.database.engine.begin() as connection:
-        if catalog.database.is_sqlite:
-            await connection.exec_driver_sql(
-                "CREATE TRIGGER refuse_all BEFORE INSERT ON inbox_entry "
-                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            )
-        else:
-            await connection.exec_driver_sql(
-                "ALTER TABLE inbox_entry ADD CONSTRAINT refuse_all CHECK (event_type <> 1)"
-            )
-    secret = "bizid=2121&txSecret=0123456789abcdef&txTime=6B077FA3"
-    try:
-        response = await catalog.post_callback(sign(push("2121_a", BASE, stream_param=secret)))
+    async with database_refusing(catalog, "inbox_entry", "event_type", 1):
+        response = await catalog.post_callback(
+            sign(push("2121_a", BASE, stream_param=SECRET_PARAM))
+        )
         assert response.status_code == 500  # not stored: Tencent must retry
         error_id = response.json()["message"].removeprefix("internal error (id ").rstrip(")")
         assert f"error id {error_id}" in caplog.text and "IntegrityError" in caplog.text
         assert "0123456789abcdef" not in caplog.text
-    finally:
-        async with catalog.database.engine.begin() as connection:
-            await connection.exec_driver_sql(
-                "DROP TRIGGER refuse_all"
-                if catalog.database.is_sqlite
-                else "ALTER TABLE inbox_entry DROP CONSTRAINT refuse_all"
-            )
