@@ -17,6 +17,12 @@ from storage.database import Database
 CALLBACK_KEY = "test-callback-key"
 ADMIN_TOKEN = "test-admin-token"
 
+# Databases that cannot be reached: a SQLite file in a missing folder, a closed port.
+UNREACHABLE_DATABASES = {
+    "sqlite": "sqlite+aiosqlite:////nonexistent-directory/catalog.db",
+    "postgres": "postgresql+asyncpg://postgres@127.0.0.1:1/test",
+}
+
 # A fixed moment most tests' events are placed around (2026-11-01 12:00 UTC).
 BASE = 1_793_534_400
 

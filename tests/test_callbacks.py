@@ -15,6 +15,7 @@ from storage import Anchor, InboxEntry, RecordingFile
 from tests.catalog_client import (
     BASE,
     CALLBACK_KEY,
+    UNREACHABLE_DATABASES,
     CatalogClient,
     cut,
     make_settings,
@@ -163,12 +164,7 @@ async def test_malformed_authentic_event_is_quarantined_not_dropped(
 
 
 @pytest.mark.parametrize(
-    "unreachable",
-    [
-        "sqlite+aiosqlite:////nonexistent-directory/catalog.db",
-        "postgresql+asyncpg://postgres@127.0.0.1:1/test",
-    ],
-    ids=["sqlite", "postgres"],
+    "unreachable", UNREACHABLE_DATABASES.values(), ids=UNREACHABLE_DATABASES.keys()
 )
 async def test_callback_gets_503_when_the_database_cannot_be_written(unreachable: str) -> None:
     async with CatalogClient.started(make_settings(unreachable)) as catalog:

@@ -4,7 +4,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from replay_catalog.metrics import MAX_OPERATION_NAMES, CatalogMetrics
-from tests.catalog_client import BASE, CatalogClient, make_settings, push, sign
+from tests.catalog_client import (
+    BASE,
+    UNREACHABLE_DATABASES,
+    CatalogClient,
+    make_settings,
+    push,
+    sign,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -100,12 +107,7 @@ async def test_each_app_has_its_own_metrics(catalog: CatalogClient, database_url
 
 
 @pytest.mark.parametrize(
-    "unreachable",
-    [
-        "sqlite+aiosqlite:////nonexistent-directory/catalog.db",
-        "postgresql+asyncpg://postgres@127.0.0.1:1/test",
-    ],
-    ids=["sqlite", "postgres"],
+    "unreachable", UNREACHABLE_DATABASES.values(), ids=UNREACHABLE_DATABASES.keys()
 )
 async def test_database_outages_are_counted(unreachable: str) -> None:
     async with CatalogClient.started(make_settings(unreachable)) as catalog:
