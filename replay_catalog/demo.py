@@ -2,7 +2,8 @@
 
 Two anchors are live, three have replays (multi-part MP4, an HLS broadcast that
 broke and resumed, FLV-only, several formats of one session), and one stream
-was never claimed, so it shows under a placeholder anchor. Loading it twice adds
+was never claimed, so it shows under a placeholder anchor; some replays are titled
+and one is featured, as an editor would do. Loading it twice adds
 nothing: the events are regenerated from the time base found in the catalog.
 """
 
@@ -22,8 +23,10 @@ from replay_catalog.tencent import (
     EVENT_SCREENSHOT,
 )
 from resolvers.anchors import upsert_anchor, validate_profile
+from resolvers.curation import Curation, curate_broadcast
 from resolvers.ingestion import Ingestor
-from storage import PushEvent, Stream
+from storage import Broadcast, PushEvent, Stream
+from storage.broadcasts import REPLAY_RANKS
 from storage.database import Database
 
 log = logging.getLogger("replay_catalog.demo")
@@ -181,6 +184,28 @@ async def demo_base(database: Database) -> datetime:
     return datetime.now(UTC).replace(second=0, microsecond=0)
 
 
+# What an editor would do with the demo's replays: titles, and one featured replay.
+CURATED = {
+    ("8888_lily", 0): Curation(title="Karaoke night 卡拉OK之夜", featured=True),
+    ("8888_mika", 1): Curation(title="Back after a short break"),
+    ("8888_oscar", 0): Curation(title="Speedrun practice"),
+}
+
+
+async def _curate(database: Database) -> None:
+    """Title and feature some replays (the n-th newest replay of a stream)."""
+    for (stream_id, newest), curation in CURATED.items():
+        query = (
+            select(Broadcast.id)
+            .join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
+            .where(col(Stream.stream_id) == stream_id, col(Broadcast.room_rank).in_(REPLAY_RANKS))
+            .order_by(col(Broadcast.ended_at).desc())
+        )
+        replays = await database.scalars(query)
+        if len(replays) > newest:
+            await curate_broadcast(database, replays[newest], curation)
+
+
 async def load_demo(database: Database, ingestor: Ingestor) -> tuple[int, int]:
     """Ingest the demo catalog; returns (events stored now, events already stored)."""
     base = await demo_base(database)
@@ -201,5 +226,6 @@ async def load_demo(database: Database, ingestor: Ingestor) -> tuple[int, int]:
             [anchor.stream_id],
         )
         await upsert_anchor(database, profile)
+    await _curate(database)
     log.info("demo catalog: %d events stored now, %d were already there", new, old)
     return new, old
