@@ -3,12 +3,10 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from resolvers.errors import InvalidInput
+from resolvers.errors import InvalidInput, refuse_nul
 from storage import Anchor
 from storage.anchors import upsert_profile
-from storage.database import Database, is_outage
+from storage.database import Database
 from storage.streams import claim_streams
 
 MAX_STREAMS_PER_UPSERT = 100
@@ -28,9 +26,7 @@ def validate_profile(
     changes: dict[str, str | None],
     stream_ids: list[str] | None,
 ) -> AnchorProfile:
-    texts = [user_id, *(v for v in changes.values() if v), *(stream_ids or [])]
-    if any("\x00" in text for text in texts):
-        raise InvalidInput("text must not contain NUL characters")
+    refuse_nul(user_id, *changes.values(), *(stream_ids or []))
     user_id = user_id.strip()
     if not user_id or len(user_id) > 128:
         raise InvalidInput("userId must be 1 to 128 characters")
@@ -55,12 +51,7 @@ def validate_profile(
 
 
 async def upsert_anchor(database: Database, profile: AnchorProfile) -> Anchor:
-    try:
-        async with database.writing() as session:
-            anchor = await upsert_profile(session, profile.user_id, profile.changes)
-            await claim_streams(session, anchor, profile.stream_ids)
-            return anchor
-    except (SQLAlchemyError, OSError) as failure:
-        if is_outage(failure):
-            raise database.unavailable(failure) from failure
-        raise
+    async with database.writing() as session:
+        anchor = await upsert_profile(session, profile.user_id, profile.changes)
+        await claim_streams(session, anchor, profile.stream_ids)
+        return anchor

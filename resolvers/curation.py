@@ -2,12 +2,10 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from resolvers.errors import InvalidInput
+from resolvers.errors import InvalidInput, refuse_nul
 from storage import Broadcast
 from storage.broadcasts import MAX_TITLE_LENGTH
-from storage.database import Database, is_outage
+from storage.database import Database
 from storage.times import utc_now
 
 
@@ -28,28 +26,22 @@ async def curate_broadcast(
     title = curation.title.strip() if curation.title is not None else None
     if title is not None and len(title) > MAX_TITLE_LENGTH:
         raise InvalidInput(f"title must be at most {MAX_TITLE_LENGTH} characters")
-    if title is not None and "\x00" in title:
-        raise InvalidInput("text must not contain NUL characters")
-    try:
-        async with database.writing() as session:
-            broadcast = await session.get(Broadcast, broadcast_pk, with_for_update=True)
-            if broadcast is None:
-                return None
-            if curation.hidden is not None:
-                broadcast.hidden = curation.hidden
-            if curation.featured is not None:
-                broadcast.featured = curation.featured
-            if title is not None:
-                broadcast.title = title or None
-            if curation.deleted is False:
-                broadcast.deleted_at = None
-            elif curation.deleted and broadcast.deleted_at is None:
-                broadcast.deleted_at = utc_now()
-            broadcast.place_in_room_list()
-            broadcast.updated_at = utc_now()
-            session.add(broadcast)
-            return broadcast
-    except (SQLAlchemyError, OSError) as failure:
-        if is_outage(failure):
-            raise database.unavailable(failure) from failure
-        raise
+    refuse_nul(title)
+    async with database.writing() as session:
+        broadcast = await session.get(Broadcast, broadcast_pk, with_for_update=True)
+        if broadcast is None:
+            return None
+        if curation.hidden is not None:
+            broadcast.hidden = curation.hidden
+        if curation.featured is not None:
+            broadcast.featured = curation.featured
+        if title is not None:
+            broadcast.title = title or None
+        if curation.deleted is False:
+            broadcast.deleted_at = None
+        elif curation.deleted and broadcast.deleted_at is None:
+            broadcast.deleted_at = utc_now()
+        broadcast.place_in_room_list()
+        broadcast.updated_at = utc_now()
+        session.add(broadcast)
+        return broadcast

@@ -11,3 +11,9 @@ class InvalidInput(CatalogError):
 
 class NotAuthorized(CatalogError):
     """An admin operation without a valid admin token."""
+
+
+def refuse_nul(*texts: str | None) -> None:
+    """Raise InvalidInput if any text has a NUL character (PostgreSQL cannot store one)."""
+    if any(text is not None and "\x00" in text for text in texts):
+        raise InvalidInput("text must not contain NUL characters")

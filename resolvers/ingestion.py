@@ -40,7 +40,6 @@ from storage.database import (
     Database,
     DatabaseUnavailable,
     insert_or_ignore,
-    is_outage,
     table_of,
 )
 from storage.inbox import (
@@ -129,7 +128,8 @@ class Ingestor:
                 result = await self._store(key, payload, event_type, stream_id, None, str(fault))
             else:
                 result = await self._store(key, payload, event_type, stream_id, event, None)
-        except DatabaseUnavailable:
+        except DatabaseUnavailable as failure:
+            log.error("database unavailable while storing a callback: %s", failure.__cause__)
             if self.observer is not None:
                 self.observer.callback(event_type, OUTCOME_UNAVAILABLE)
             raise
@@ -182,24 +182,15 @@ class Ingestor:
         }
         try:
             return await self._write(entry, event)
-        except (SQLAlchemyError, OSError) as failure:
-            if is_outage(failure):
-                log.error("database unavailable while storing a callback: %s", failure)
-                raise self.database.unavailable(failure) from failure
+        except SQLAlchemyError as failure:
+            # Not an outage (writing() raises those as DatabaseUnavailable): this event
+            # will never apply. Keep it, quarantined, so that Tencent stops retrying and
+            # an operator can see why.
             if outcome != OUTCOME_APPLIED:
                 raise
-            # Not an outage: this event will never apply. Keep it, quarantined, so that
-            # Tencent stops retrying and an operator can see why.
             log.exception("could not apply a callback; quarantining it")
             reason = f"the catalog could not apply it ({type(failure).__name__})"
-        try:
-            return await self._write(
-                {**entry, "outcome": OUTCOME_QUARANTINED, "reason": reason}, None
-            )
-        except (SQLAlchemyError, OSError) as failure:
-            if is_outage(failure):
-                raise self.database.unavailable(failure) from failure
-            raise
+        return await self._write({**entry, "outcome": OUTCOME_QUARANTINED, "reason": reason}, None)
 
     async def _write(
         self, entry: dict[str, Any], event: CatalogEvent | UnusedEvent | None

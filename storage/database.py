@@ -1,7 +1,7 @@
 """The async engine, sessions for reading and writing, and dialect-aware upserts."""
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, cast
 
 from sqlalchemy import Table, event
@@ -107,11 +107,28 @@ class Database:
             listener(failure)
         return DatabaseUnavailable(UNAVAILABLE_MESSAGE)
 
+    @contextmanager
+    def _outages_as_unavailable(self) -> Iterator[None]:
+        """Turn an outage inside the block into DatabaseUnavailable; other errors pass."""
+        try:
+            yield
+        except (SQLAlchemyError, OSError) as failure:
+            if is_outage(failure):
+                raise self.unavailable(failure) from failure
+            raise
+
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one write transaction, committed on success."""
-        async with AsyncSession(self._writer, expire_on_commit=False) as session, session.begin():
-            yield session
+        """A session inside one write transaction, committed on success.
+
+        An outage raises DatabaseUnavailable; any other database error is raised as is.
+        """
+        with self._outages_as_unavailable():
+            async with (
+                AsyncSession(self._writer, expire_on_commit=False) as session,
+                session.begin(),
+            ):
+                yield session
 
     async def scalars(self, statement: Executable) -> list[Any]:
         """Run one read query on a pooled connection of its own.
@@ -119,34 +136,22 @@ class Database:
         GraphQL resolves sibling fields concurrently and an AsyncSession must not
         be shared between coroutines, so each read gets its own short session.
         """
-        try:
+        with self._outages_as_unavailable():
             async with AsyncSession(self.engine, expire_on_commit=False) as session:
                 result = await session.execute(statement)
                 return list(result.scalars().all())
-        except (SQLAlchemyError, OSError) as failure:
-            if is_outage(failure):
-                raise self.unavailable(failure) from failure
-            raise
 
     async def rows(self, statement: Executable) -> list[Any]:
         """Like `scalars`, for queries that return several columns."""
-        try:
+        with self._outages_as_unavailable():
             async with AsyncSession(self.engine, expire_on_commit=False) as session:
                 return list((await session.execute(statement)).all())
-        except (SQLAlchemyError, OSError) as failure:
-            if is_outage(failure):
-                raise self.unavailable(failure) from failure
-            raise
 
     async def ping(self) -> None:
         """Raise if the database does not answer (and tell the outage listeners)."""
-        try:
+        with self._outages_as_unavailable():
             async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-        except (SQLAlchemyError, OSError) as failure:
-            if is_outage(failure):
-                raise self.unavailable(failure) from failure
-            raise
 
     async def dispose(self) -> None:
         await self.engine.dispose()
