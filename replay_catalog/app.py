@@ -30,6 +30,7 @@ from replay_catalog.tencent.filelist import FileListClient
 from replay_catalog.vod import VodFetcher
 from resolvers.context import CatalogContext
 from resolvers.ingestion import OUTCOME_REFUSED, Ingestor
+from resolvers.liveness import keep_ending_silent_broadcasts
 from resolvers.reconciliation import keep_reconciling
 from resolvers.replays import ReplayPlaylists
 from schema import QueryLimits, build_schema
@@ -130,9 +131,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
     metrics = CatalogMetrics()
     database.outage_listeners.append(metrics.database_error)
     callback_key = settings.callback_key.get_secret_value() if settings.callback_key else None
-    ingestor = Ingestor(
-        database, callback_key, timedelta(seconds=settings.reconnect_window_seconds), metrics
-    )
+    ingestor = Ingestor(database, callback_key, settings.grouping_rules(), metrics)
     limits = QueryLimits(
         max_depth=settings.graphql_max_depth,
         max_aliases=settings.graphql_max_aliases,
@@ -211,24 +210,36 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = file_list_client(settings) if settings.reconcile_interval_seconds else None
-        background = None
+        background: list[asyncio.Task[None]] = []
         if client is not None:
-            background = asyncio.create_task(
-                keep_reconciling(
-                    database,
-                    ingestor,
-                    client,
-                    interval=timedelta(seconds=settings.reconcile_interval_seconds),
-                    ended_within=timedelta(seconds=settings.reconcile_ended_within_seconds),
+            background.append(
+                asyncio.create_task(
+                    keep_reconciling(
+                        database,
+                        ingestor,
+                        client,
+                        interval=timedelta(seconds=settings.reconcile_interval_seconds),
+                        ended_within=timedelta(seconds=settings.reconcile_ended_within_seconds),
+                    )
+                )
+            )
+        if settings.live_silence_seconds:
+            background.append(
+                asyncio.create_task(
+                    keep_ending_silent_broadcasts(
+                        database,
+                        ingestor.rules,
+                        interval=timedelta(seconds=settings.live_sweep_interval_seconds),
+                    )
                 )
             )
         try:
             yield
         finally:
-            if background is not None:
-                background.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await background
+                    await task
             if client is not None:
                 await client.aclose()
             await database.dispose()

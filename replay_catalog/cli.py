@@ -53,7 +53,7 @@ async def _demo(settings: Settings) -> None:
     database = Database(settings.database_url)
     try:
         await upgrade_to_head(database)
-        ingestor = Ingestor(database, None, timedelta(seconds=settings.reconnect_window_seconds))
+        ingestor = Ingestor(database, None, settings.grouping_rules())
         new, old = await load_demo(database, ingestor)
         print(f"demo catalog loaded: {new} events stored now, {old} already there")
     finally:
@@ -118,7 +118,7 @@ async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
             ]
         else:
             targets = await recently_ended(database, args.ended_within)
-        ingestor = Ingestor(database, None, timedelta(seconds=settings.reconnect_window_seconds))
+        ingestor = Ingestor(database, None, settings.grouping_rules())
         summary = await reconcile(database, ingestor, client, targets, progress)
     except (FileListError, DatabaseUnavailable) as failure:
         progress.finish()

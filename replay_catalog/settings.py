@@ -1,5 +1,6 @@
 """Configuration, read from the environment (and an optional `.env` file)."""
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -11,6 +12,7 @@ from replay_catalog.vod import (
     DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_VOD_ALLOWED_HOSTS,
 )
+from resolvers.grouping import GroupingRules
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./replay-catalog.db"
 
@@ -26,6 +28,13 @@ class Settings(BaseSettings):
     # A push that resumes within this many seconds of the last sign of life
     # (cut-off, end of a file, screenshot) continues the same broadcast.
     reconnect_window_seconds: int = Field(default=300, ge=0, le=86_400)
+    # Tencent's cut-off can be lost for good (its retries run out). A live room with no
+    # sign of life (push, recording file, screenshot) for this many seconds stops being
+    # live; 0: never. The default outlasts the longest record_interval (7200 s), so an
+    # MP4/FLV recording keeps a long broadcast live; see README for HLS-only streams.
+    live_silence_seconds: int = Field(default=10_800, ge=0)
+    # How often `serve` looks for live rooms that have fallen silent.
+    live_sweep_interval_seconds: float = Field(default=60, gt=0)
     # Tencent's callbacks are a few hundred bytes; anything much larger is not one.
     callback_max_body_bytes: int = Field(default=64 * 1024, ge=64 * 1024)
     log_level: str = "INFO"
@@ -79,6 +88,13 @@ class Settings(BaseSettings):
     vod_allow_private_addresses: bool = False
     vod_fetch_timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0, le=120)
     vod_max_playlist_bytes: int = Field(default=DEFAULT_MAX_PLAYLIST_BYTES, ge=1024)
+
+    def grouping_rules(self) -> GroupingRules:
+        silence = self.live_silence_seconds
+        return GroupingRules(
+            reconnect_window=timedelta(seconds=self.reconnect_window_seconds),
+            live_silence=timedelta(seconds=silence) if silence else None,
+        )
 
     @field_validator("database_url")
     @classmethod

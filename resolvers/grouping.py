@@ -13,6 +13,11 @@ callbacks arrived or on how often they were retried:
    the several formats of one session, and a stream that comes back quickly.
 3. A session without a cut-off is on air only if it is the stream's latest
    session; an older one whose cut-off never came ends where it started.
+4. A cut-off can be lost for good (Tencent stops retrying). A broadcast on air
+   with no sign of life (push, file, screenshot) for the live silence stops
+   being live: it ends at its last sign of life, as of the time of grouping.
+   A cut-off or file that arrives later still joins it (rule 2 keeps the
+   open session reaching forward) and sets its real end.
 """
 
 from collections import defaultdict
@@ -26,6 +31,15 @@ PLAYBACK_PREFERENCE = ("HLS", "MP4", "FLV", "AAC")
 
 PUSH_STARTED = 1
 PUSH_CUT_OFF = 0
+
+
+@dataclass(frozen=True)
+class GroupingRules:
+    """The settings that shape broadcasts (RECONNECT_WINDOW_SECONDS, LIVE_SILENCE_SECONDS)."""
+
+    reconnect_window: timedelta
+    # None: a broadcast stays live until its cut-off arrives.
+    live_silence: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,8 @@ class BroadcastShape:
     started_at: datetime
     ended_at: datetime | None
     is_live: bool
+    # The latest time any of its facts shows the stream on air.
+    last_seen_at: datetime
     push_ids: list[int] = field(default_factory=list)
     files: list[FileFact] = field(default_factory=list)
     screenshots: list[ScreenshotFact] = field(default_factory=list)
@@ -168,9 +184,10 @@ def group_broadcasts(
     pushes: Iterable[PushFact],
     files: Iterable[FileFact],
     screenshots: Iterable[ScreenshotFact],
-    reconnect_window: timedelta,
+    rules: GroupingRules,
+    now: datetime,
 ) -> list[BroadcastShape]:
-    """The broadcasts of one stream, oldest first."""
+    """The broadcasts of one stream, oldest first, as they stand at `now`."""
     sessions = pair_sessions(pushes)
     file_list = sorted(files, key=lambda f: (f.start, f.end, f.file_id))
     shot_list = sorted(screenshots, key=lambda s: (s.at, s.url))
@@ -183,14 +200,19 @@ def group_broadcasts(
     reach: datetime | None = None  # the end of the current broadcast; None while on air
     current: BroadcastShape | None = None
     for span in spans:
-        joins = current is not None and (reach is None or span.start <= reach + reconnect_window)
+        joins = current is not None and (
+            reach is None or span.start <= reach + rules.reconnect_window
+        )
         if not joins:
-            current = BroadcastShape(started_at=span.start, ended_at=span.end, is_live=False)
+            current = BroadcastShape(
+                started_at=span.start, ended_at=span.end, is_live=False, last_seen_at=span.start
+            )
             broadcasts.append(current)
             reach = span.end
         elif reach is not None:
             reach = None if span.end is None else max(reach, span.end)
         assert current is not None
+        current.last_seen_at = max(current.last_seen_at, span.end or span.start)
         if span.kind == 0:
             current.push_ids.extend(sessions[span.index].push_ids)
             current.is_live = current.is_live or sessions[span.index].end is None
@@ -199,4 +221,12 @@ def group_broadcasts(
         else:
             current.screenshots.append(shot_list[span.index])
         current.ended_at = None if current.is_live else reach
+    if current is not None and current.is_live and _silent(current, rules, now):
+        current.is_live = False
+        current.ended_at = current.last_seen_at
     return broadcasts
+
+
+def _silent(broadcast: BroadcastShape, rules: GroupingRules, now: datetime) -> bool:
+    silence = rules.live_silence
+    return silence is not None and now - broadcast.last_seen_at > silence

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,6 +30,7 @@ from resolvers.events import (
 from resolvers.grouping import (
     BroadcastShape,
     FileFact,
+    GroupingRules,
     PushFact,
     ScreenshotFact,
     group_broadcasts,
@@ -61,6 +62,9 @@ OUTCOME_DUPLICATE = "duplicate"
 OUTCOME_REFUSED = "refused"
 OUTCOME_UNAVAILABLE = "unavailable"
 
+# Why a payload with NUL characters is quarantined; the inbox keeps it with U+FFFD instead.
+NUL_PAYLOAD_REASON = "the payload contains NUL characters"
+
 
 class IngestionObserver(Protocol):
     """What the Ingestor tells about each callback (the app's metrics)."""
@@ -86,12 +90,12 @@ class Ingestor:
         self,
         database: Database,
         callback_key: str | None,
-        reconnect_window: timedelta,
+        rules: GroupingRules,
         observer: IngestionObserver | None = None,
     ) -> None:
         self.database = database
         self.callback_key = callback_key
-        self.reconnect_window = reconnect_window
+        self.rules = rules
         self.observer = observer
 
     async def ingest_callback(self, payload: Mapping[str, Any]) -> IngestResult:
@@ -103,7 +107,7 @@ class Ingestor:
                 "callback refused: %s (event_type=%s stream=%s)",
                 refusal,
                 tencent.event_type_of(payload),
-                _loggable(tencent.stream_id_of(payload)),
+                loggable_stream_id(tencent.stream_id_of(payload)),
             )
             if self.observer is not None:
                 self.observer.callback(tencent.event_type_of(payload), OUTCOME_REFUSED)
@@ -121,7 +125,7 @@ class Ingestor:
                 if _has_nul(payload):
                     # PostgreSQL text and JSONB cannot hold NUL; no real callback has one.
                     payload = _without_nul(payload)
-                    raise tencent.MalformedEvent("the payload contains NUL characters")
+                    raise tencent.MalformedEvent(NUL_PAYLOAD_REASON)
                 event = tencent.parse_callback(payload)
             except tencent.MalformedEvent as fault:
                 stream_id = _without_nul(stream_id)
@@ -137,7 +141,7 @@ class Ingestor:
         outcome = OUTCOME_DUPLICATE if result.duplicate else result.outcome
         if self.observer is not None:
             self.observer.ingested(event_type, outcome, seconds)
-        stream = _loggable(stream_id)
+        stream = loggable_stream_id(stream_id)
         log.info(
             "callback event_type=%s stream=%s outcome=%s%s%s in %.1f ms",
             event_type,
@@ -165,12 +169,7 @@ class Ingestor:
         event: CatalogEvent | UnusedEvent | None,
         fault: str | None,
     ) -> IngestResult:
-        if fault is not None:
-            outcome = OUTCOME_QUARANTINED
-        elif isinstance(event, UnusedEvent):
-            outcome = OUTCOME_IGNORED
-        else:
-            outcome = OUTCOME_APPLIED
+        outcome = inbox_outcome(event, fault)
         entry: dict[str, Any] = {
             "event_key": key,
             "event_type": event_type,
@@ -189,7 +188,7 @@ class Ingestor:
             if outcome != OUTCOME_APPLIED:
                 raise
             log.exception("could not apply a callback; quarantining it")
-            reason = f"the catalog could not apply it ({type(failure).__name__})"
+            reason = unapplicable_reason(failure)
         return await self._write({**entry, "outcome": OUTCOME_QUARANTINED, "reason": reason}, None)
 
     async def _write(
@@ -206,8 +205,21 @@ class Ingestor:
                 stored = await inbox_entry_by_key(session, entry["event_key"])
                 return IngestResult(True, True, entry["event_type"], stored.outcome, stored.reason)
             if entry["outcome"] == OUTCOME_APPLIED and isinstance(event, CatalogEvent):
-                await apply_event(session, event, self.reconnect_window)
+                await apply_event(session, event, self.rules)
         return IngestResult(True, False, entry["event_type"], entry["outcome"], entry["reason"])
+
+
+def inbox_outcome(event: CatalogEvent | UnusedEvent | None, fault: str | None) -> str:
+    """Quarantined with a fault, ignored when the catalog does not use the event's type,
+    else applied."""
+    if fault is not None:
+        return OUTCOME_QUARANTINED
+    return OUTCOME_IGNORED if isinstance(event, UnusedEvent) else OUTCOME_APPLIED
+
+
+def unapplicable_reason(failure: SQLAlchemyError) -> str:
+    """Why an event the database refused (not an outage) is quarantined."""
+    return f"the catalog could not apply it ({type(failure).__name__})"
 
 
 def _has_nul(value: Any) -> bool:
@@ -231,14 +243,12 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def _loggable(text: str | None) -> str:
+def loggable_stream_id(text: str | None) -> str:
     """Stream ids go into log lines; keep them short and on one line."""
     return "-" if text is None else text[:80].encode("unicode_escape").decode()
 
 
-async def apply_event(
-    session: AsyncSession, event: CatalogEvent, reconnect_window: timedelta
-) -> None:
+async def apply_event(session: AsyncSession, event: CatalogEvent, rules: GroupingRules) -> None:
     """Record the event's fact and regroup its stream, inside the caller's transaction."""
     stream = await lock_stream(session, event.stream_id)
     assert stream.id is not None
@@ -246,7 +256,7 @@ async def apply_event(
     table = table_of(type(fact))
     values = fact.model_dump(exclude={"id"})
     await session.execute(insert_or_ignore(session, table, values, _fact_keys(event)))
-    await regroup_stream(session, stream, reconnect_window)
+    await regroup_stream(session, stream, rules)
 
 
 def _fact_row(event: CatalogEvent, stream_pk: int) -> PushEvent | RecordingFile | Screenshot:
@@ -300,8 +310,10 @@ def _fact_keys(event: CatalogEvent) -> list[str]:
     return ["stream_pk", "url"]
 
 
-async def regroup_stream(session: AsyncSession, stream: Stream, window: timedelta) -> None:
-    """Derive the stream's broadcasts from all its facts and write what changed."""
+async def regroup_stream(
+    session: AsyncSession, stream: Stream, rules: GroupingRules, now: datetime | None = None
+) -> None:
+    """Derive the stream's broadcasts from all its facts, as of `now`, and write what changed."""
     assert stream.id is not None
     pushes = await pushes_of_stream(session, stream.id)
     files = await files_of_stream(session, stream.id)
@@ -316,7 +328,8 @@ async def regroup_stream(session: AsyncSession, stream: Stream, window: timedelt
             for f in files
         ],
         [ScreenshotFact(s.id or 0, s.taken_at, s.url) for s in shots],
-        window,
+        rules,
+        now or utc_now(),
     )
     existing = {b.id: b for b in await broadcasts_of_stream(session, stream.id)}
     owner: dict[type[SQLModel], dict[int | None, int | None]] = {
@@ -370,6 +383,7 @@ def _shape_broadcast(
         "hls_part_count": shape.hls_part_count,
         "recording_count": len(shape.files),
         "cover_url": shape.cover_url,
+        "last_seen_at": shape.last_seen_at,
     }
     if broadcast is None:
         broadcast = Broadcast(stream_pk=stream_pk, updated_at=utc_now(), **fields)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, Select, func, update
+from sqlalchemy import ColumnElement, Index, Select, func, or_, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
@@ -31,6 +31,7 @@ class Broadcast(SQLModel, table=True):
         Index("ix_broadcast_room_order", "room_rank", "room_time", "id"),
         Index("ix_broadcast_stream_started", "stream_pk", "started_at", "id"),
         Index("ix_broadcast_replay_order", "stream_pk", "room_rank", "ended_at", "id"),
+        Index("ix_broadcast_live_last_seen", "is_live", "last_seen_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -48,6 +49,9 @@ class Broadcast(SQLModel, table=True):
     # rooms and the end time for replays; each part of the list runs newest first.
     room_rank: int | None = None
     room_time: datetime | None = None
+    # The latest time its facts show the stream on air: a live broadcast silent for
+    # LIVE_SILENCE_SECONDS stops being live (found by the index below).
+    last_seen_at: datetime | None = None
     # A screenshot from inside the broadcast: the latest while live, else the first.
     cover_url: str | None = Field(default=None, max_length=2048)
     # Curation by admins: a title, featured replays right after the live rooms, and
@@ -174,5 +178,22 @@ def ended_since_query(since: datetime) -> Select[str, datetime]:
         .join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
         .where(col(Broadcast.ended_at) >= since)
         .group_by(col(Stream.stream_id))
+        .order_by(col(Stream.stream_id))
+    )
+
+
+def silent_live_streams(seen_before: datetime) -> Select[Any]:
+    """The ids of streams with a live broadcast last seen on air before `seen_before`."""
+    return (
+        select_columns(col(Stream.stream_id))
+        .join(Broadcast, col(Broadcast.stream_pk) == col(Stream.id))
+        .where(
+            col(Broadcast.is_live).is_(True),
+            or_(
+                col(Broadcast.last_seen_at).is_(None),
+                col(Broadcast.last_seen_at) < seen_before,
+            ),
+        )
+        .distinct()
         .order_by(col(Stream.stream_id))
     )

@@ -115,6 +115,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "callback_key": CALLBACK_KEY,
         "admin_token": ADMIN_TOKEN,
         "reconnect_window_seconds": 300,
+        # Test events are dated around BASE (2026-11-01): rooms there stay live until
+        # their cut-off unless a test sets a live silence (tests/test_liveness.py).
+        "live_silence_seconds": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
