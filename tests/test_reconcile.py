@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -136,7 +136,9 @@ async def test_reconcile_fills_in_lost_callbacks_and_a_second_run_changes_nothin
                     video_url=tencent.files[-1].url,
                 )
             )
-    ingestor = Ingestor(catalog.database, None, timedelta(seconds=300))
+    ingestor = Ingestor(
+        catalog.database, None, make_settings(catalog.database.url).grouping_rules()
+    )
     client = client_for(tencent)
     target = ReconcileTarget("2121_a", day(BASE - 600), day(BASE + 8000))
 
@@ -160,7 +162,9 @@ async def test_a_reconciled_file_that_later_arrives_by_callback_is_stored_once(
 ) -> None:
     emulated = tencent.add_recording("2121_a", "f1", BASE, BASE + 600)
     client = client_for(tencent)
-    ingestor = Ingestor(catalog.database, None, timedelta(seconds=300))
+    ingestor = Ingestor(
+        catalog.database, None, make_settings(catalog.database.url).grouping_rules()
+    )
     target = ReconcileTarget("2121_a", day(BASE - 600), day(BASE + 600))
     assert (await reconcile(catalog.database, ingestor, client, [target])).files_new == 1
     await client.aclose()
