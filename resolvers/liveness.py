@@ -16,6 +16,7 @@ from resolvers.grouping import GroupingRules
 from resolvers.ingestion import loggable_stream_id, regroup_stream
 from storage.broadcasts import silent_live_streams
 from storage.database import Database, DatabaseUnavailable
+from storage.locks import unless_held_elsewhere
 from storage.streams import lock_stream
 from storage.times import utc_now
 
@@ -49,7 +50,9 @@ async def keep_ending_silent_broadcasts(
     """End silent live rooms every `interval`, until cancelled."""
     while True:
         try:
-            await end_silent_broadcasts(database, rules)
+            async with unless_held_elsewhere(database, "live-silence sweep") as ours:
+                if ours:
+                    await end_silent_broadcasts(database, rules)
         except DatabaseUnavailable as failure:
             log.warning("could not look for silent live rooms: %s", failure)
         await asyncio.sleep(interval.total_seconds())

@@ -16,6 +16,7 @@ from replay_catalog.tencent.filelist import FileListClient, FileListError
 from resolvers.ingestion import Ingestor
 from storage.broadcasts import ended_since_query
 from storage.database import Database, DatabaseUnavailable
+from storage.locks import unless_held_elsewhere
 from storage.recordings import known_file_ids_query
 from storage.times import utc_now
 
@@ -88,12 +89,21 @@ async def keep_reconciling(
     """Reconcile recently ended streams every `interval`, until cancelled."""
     while True:
         try:
-            targets = await recently_ended(database, ended_within)
-            summary = await reconcile(database, ingestor, client, targets)
-            if summary.files_new:
-                log.warning("background reconcile healed missed callbacks: %s", summary)
-            else:
-                log.info("background reconcile: %s", summary)
+            # With several replicas, one of them asks Tencent each round.
+            async with unless_held_elsewhere(database, "reconcile") as ours:
+                if ours:
+                    await _reconcile_recently_ended(database, ingestor, client, ended_within)
         except (FileListError, DatabaseUnavailable) as failure:
             log.warning("background reconcile failed: %s", failure)
         await asyncio.sleep(interval.total_seconds())
+
+
+async def _reconcile_recently_ended(
+    database: Database, ingestor: Ingestor, client: FileListClient, ended_within: timedelta
+) -> None:
+    targets = await recently_ended(database, ended_within)
+    summary = await reconcile(database, ingestor, client, targets)
+    if summary.files_new:
+        log.warning("background reconcile healed missed callbacks: %s", summary)
+    else:
+        log.info("background reconcile: %s", summary)

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
+from storage.locks import hold_for_transaction
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -53,6 +54,9 @@ async def migrate_to(database: Database, revision: str = "head", downgrade: bool
             command.upgrade(config, revision)
 
     async with migration_connection(database) as connection:
+        # Replicas that start together migrate one after the other: the later ones
+        # find the schema at head and change nothing.
+        await hold_for_transaction(connection, "migrations")
         await connection.run_sync(run)
 
 
