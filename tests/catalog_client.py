@@ -1,6 +1,8 @@
 """A test client that talks to the real app over HTTP, the way Tencent and apps do."""
 
+import asyncio
 import hashlib
+import re
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -109,6 +111,37 @@ query StreamCatalog($streamId: String!) {
 """
 
 
+ROOM_FIELDS = "kind playbackUrl stream { streamId } broadcast { id startedAt endedAt }"
+
+# What users see of a broadcast, for snapshots (`id` is taken out before comparing).
+SNAPSHOT_BROADCAST = """id isLive startedAt endedAt durationSeconds playbackUrl coverUrl
+    recordings { fileId format }"""
+SNAPSHOT_ROOM = f"""kind playbackUrl coverUrl anchor {{ userId }} stream {{ streamId }}
+    broadcast {{ {SNAPSHOT_BROADCAST} }}"""
+SNAPSHOT_STREAM = f"""query SnapshotStream($streamId: String!) {{
+  stream(streamId: $streamId) {{
+    streamId isLive anchor {{ userId }} currentBroadcast {{ startedAt }}
+    broadcasts(first: 100) {{
+      edges {{ node {{ {SNAPSHOT_BROADCAST} }} }}
+      pageInfo {{ hasNextPage }}
+    }}
+  }}
+}}"""
+# A replay of several HLS parts plays /replays/{broadcast id}.m3u8 on whatever host served it.
+STITCHED_URL = re.compile(r"^https?://[^/]+/replays/(?P<id>[^/]+)\.m3u8$")
+
+
+def _without_ids(broadcast: dict[str, Any]) -> dict[str, Any]:
+    """A broadcast as users see it, minus what depends on arrival order (its id)."""
+    seen = dict(broadcast)
+    broadcast_id = seen.pop("id")
+    stitched = STITCHED_URL.match(seen["playbackUrl"] or "")
+    if stitched:
+        assert stitched["id"] == broadcast_id, f"{seen['playbackUrl']} is another broadcast's"
+        seen["playbackUrl"] = "/replays/<this broadcast>.m3u8"
+    return seen
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
@@ -139,6 +172,17 @@ class CatalogClient:
         app = create_app(settings, database)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://catalog.test") as http:
+            try:
+                yield cls(http, database)
+            finally:
+                await database.dispose()
+
+    @classmethod
+    @asynccontextmanager
+    async def at(cls, base_url: str, database_url: str) -> AsyncIterator["CatalogClient"]:
+        """A client of a service running elsewhere (`replay-catalog serve` on loopback)."""
+        database = Database(database_url)
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
             try:
                 yield cls(http, database)
             finally:
@@ -201,18 +245,17 @@ class CatalogClient:
         assert stream is not None, f"stream {stream_id} is not in the catalog"
         return [edge["node"] for edge in reversed(stream["broadcasts"]["edges"])]
 
-    async def all_rooms(self, page: int = 7) -> list[dict[str, Any]]:
-        """Every room, walking the list page by page with cursors."""
+    async def all_rooms(self, page: int = 7, fields: str = ROOM_FIELDS) -> list[dict[str, Any]]:
+        """Every room (these `fields` of it), walking the list page by page with cursors."""
         rooms: list[dict[str, Any]] = []
         after = None
         while True:
             data = await self.data(
-                """query Rooms($first: Int, $after: String) {
-                     rooms(first: $first, after: $after) {
-                       edges { cursor node { kind playbackUrl stream { streamId }
-                               broadcast { id startedAt endedAt } } }
-                       pageInfo { hasNextPage endCursor }
-                     } }""",
+                f"""query Rooms($first: Int, $after: String) {{
+                     rooms(first: $first, after: $after) {{
+                       edges {{ cursor node {{ {fields} }} }}
+                       pageInfo {{ hasNextPage endCursor }}
+                     }} }}""",
                 {"first": page, "after": after},
             )
             connection = data["rooms"]
@@ -220,3 +263,32 @@ class CatalogClient:
             if not connection["pageInfo"]["hasNextPage"]:
                 return rooms
             after = connection["pageInfo"]["endCursor"]
+
+    async def snapshot(self, stream_ids: Iterable[str], concurrency: int = 8) -> dict[str, Any]:
+        """Everything users see of the catalog and of these streams, without ids.
+
+        Every room across all pages (in list order) and each stream with its broadcasts.
+        Two catalogs built from the same events compare equal whatever the arrival order.
+        """
+        rooms = []
+        for room in await self.all_rooms(page=100, fields=SNAPSHOT_ROOM):
+            seen = {**room, "broadcast": _without_ids(room["broadcast"])}
+            if STITCHED_URL.match(room["playbackUrl"] or ""):
+                assert room["playbackUrl"] == room["broadcast"]["playbackUrl"]
+                seen["playbackUrl"] = seen["broadcast"]["playbackUrl"]
+            rooms.append(seen)
+        limit = asyncio.Semaphore(concurrency)
+
+        async def stream(stream_id: str) -> dict[str, Any] | None:
+            async with limit:
+                found = (await self.data(SNAPSHOT_STREAM, {"streamId": stream_id}))["stream"]
+            if found is None:
+                return None
+            connection = found.pop("broadcasts")
+            assert not connection["pageInfo"]["hasNextPage"], f"{stream_id}: over 100 broadcasts"
+            found["broadcasts"] = [_without_ids(edge["node"]) for edge in connection["edges"]]
+            return found  # type: ignore[no-any-return]
+
+        ids = sorted(set(stream_ids))
+        streams = await asyncio.gather(*(stream(stream_id) for stream_id in ids))
+        return {"rooms": rooms, "streams": dict(zip(ids, streams, strict=True))}

@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -47,9 +48,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test run, migrated once, dropped at the end."""
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, migrated PostgreSQL database on the test server, dropped on leaving."""
     import anyio
 
     name = f"replay_catalog_test_{uuid.uuid4().hex[:10]}"
@@ -71,15 +72,24 @@ def postgres_database() -> Iterator[str]:
 
     anyio.run(admin, f'CREATE DATABASE "{name}"')
     url = server.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
+    try:
 
-    async def migrate() -> None:
-        database = Database(url)
-        await upgrade_to_head(database)
-        await database.dispose()
+        async def migrate() -> None:
+            database = Database(url)
+            await upgrade_to_head(database)
+            await database.dispose()
 
-    anyio.run(migrate)
-    yield url
-    anyio.run(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        anyio.run(migrate)
+        yield url
+    finally:
+        anyio.run(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated once, dropped at the end."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -89,6 +99,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite+aiosqlite:///{path}"
     return str(request.getfixturevalue("postgres_database"))
+
+
+@pytest.fixture
+def another_database_url(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A second fresh, migrated database of the same kind as `database_url` (for comparing
+    two catalogs, or for a server of the test's own): a SQLite file, or a PostgreSQL
+    database created for this test and dropped after it."""
+    if database_url.startswith("sqlite"):
+        path = tmp_path / "another.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    with fresh_postgres_database() as url:
+        yield url
 
 
 async def _empty_tables(database: Database) -> None:
