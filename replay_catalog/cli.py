@@ -1,4 +1,4 @@
-"""The `replay-catalog` command: serve, migrate, demo, reconcile, schema."""
+"""The `replay-catalog` command: serve, migrate, demo, reconcile, reprocess, schema."""
 
 import argparse
 import asyncio
@@ -132,6 +132,35 @@ async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
+    from resolvers.reprocessing import reprocess
+    from storage.database import DatabaseUnavailable
+    from storage.inbox import OUTCOME_QUARANTINED, InboxFilter
+    from storage.migrate import upgrade_to_head
+
+    inbox_filter = InboxFilter(
+        outcome=None if args.all else OUTCOME_QUARANTINED, stream_id=args.stream
+    )
+    database = Database(settings.database_url)
+    try:
+        await database.ping()
+        await upgrade_to_head(database)
+        summary = await reprocess(database, settings.grouping_rules(), inbox_filter)
+    except DatabaseUnavailable as failure:
+        print(f"replay-catalog: reprocess failed: {failure}", file=sys.stderr)
+        return 1
+    finally:
+        await database.dispose()
+    print(summary)
+    return 0
+
+
+def stream_id(text: str) -> str:
+    if not text.strip() or len(text) > 256:
+        raise argparse.ArgumentTypeError("a stream id has 1 to 256 characters")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="replay-catalog", description="GraphQL catalog of Tencent Cloud Live recordings."
@@ -161,6 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DURATION",
         help="with --stream: how far back to look (default 24h)",
     )
+    reprocess = commands.add_parser(
+        "reprocess",
+        help="apply quarantined inbox entries again with this release's code",
+    )
+    reprocess.add_argument(
+        "--all", action="store_true", help="every inbox entry, not only the quarantined ones"
+    )
+    reprocess.add_argument("--stream", type=stream_id, metavar="ID", help="only this stream's")
     args = parser.parse_args(argv)
 
     if args.command == "schema":
@@ -179,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_demo(settings))
         elif args.command == "reconcile":
             return asyncio.run(_reconcile(settings, args))
+        elif args.command == "reprocess":
+            return asyncio.run(_reprocess(settings, args))
         else:
             import uvicorn
 

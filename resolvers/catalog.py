@@ -22,7 +22,7 @@ from storage.keyset import Listing
 from storage.recordings import RECORDINGS, RecordingFilter, recordings_query
 
 
-async def _page(
+async def list_page(
     context: CatalogContext,
     name: str,
     listing: Listing,
@@ -44,7 +44,7 @@ async def rooms(
     context: CatalogContext, room_filter: RoomFilter, first: int | None, after: str | None
 ) -> Page[Broadcast]:
     room_filter = replace(room_filter, include_hidden=context.is_admin)
-    return await _page(
+    return await list_page(
         context,
         "rooms",
         ROOMS,
@@ -57,7 +57,7 @@ async def rooms(
 async def replays(
     context: CatalogContext, anchor_pk: int, first: int | None, after: str | None
 ) -> Page[Broadcast]:
-    return await _page(
+    return await list_page(
         context,
         f"replays:{anchor_pk}",
         REPLAYS,
@@ -70,7 +70,7 @@ async def replays(
 async def stream_broadcasts(
     context: CatalogContext, stream_pk: int, first: int | None, after: str | None
 ) -> Page[Broadcast]:
-    return await _page(
+    return await list_page(
         context,
         f"broadcasts:{stream_pk}",
         BROADCASTS,
@@ -98,7 +98,7 @@ async def recording_files(
             return Page([], [], has_next_page=False)
         recording_filter = replace(recording_filter, stream_pk=stream.id)
     recording_filter = replace(recording_filter, include_hidden=context.is_admin)
-    return await _page(
+    return await list_page(
         context,
         name,
         RECORDINGS,

@@ -8,7 +8,7 @@ from sqlalchemy import Select
 from sqlmodel import SQLModel
 from strawberry.dataloader import DataLoader
 
-from storage import Anchor, Broadcast, RecordingFile, Stream
+from storage import Anchor, Broadcast, InboxEntry, RecordingFile, Stream
 from storage.broadcasts import replay_totals_query
 from storage.database import Database
 from storage.lookups import broadcasts_by_id_query, rows_by_key_query, streams_of_anchors_query
@@ -36,6 +36,8 @@ class Loaders:
         self.recording = self._by_key(
             RecordingFile, "id", lambda ids: recordings_by_key_query("id", ids, include_hidden)
         )
+        # Admins only (InboxEntry.resolve_nodes checks): raw callbacks.
+        self.inbox_entry = self._by_key(InboxEntry, "id")
         self.recordings_of_broadcast: DataLoader[int, list[RecordingFile]] = DataLoader(
             self._recordings_of_broadcasts
         )

@@ -51,14 +51,14 @@ def _primary_keys(node_ids: Iterable[str]) -> list[int | None]:
     return [int(n) if PRIMARY_KEY.fullmatch(n) else None for n in node_ids]
 
 
-async def _load_nodes(loader: Any, node_ids: Iterable[str], convert: Any) -> list[Any]:
+async def load_nodes(loader: Any, node_ids: Iterable[str], convert: Any) -> list[Any]:
     keys = _primary_keys(node_ids)
     rows = await loader.load_many([k for k in keys if k is not None])
     found = iter(rows)
     return [convert(next(found)) if k is not None else None for k in keys]
 
 
-def _to_connection(page: Page[Any], convert: Any) -> Any:
+def to_connection(page: Page[Any], convert: Any) -> Any:
     return {
         "edges": [
             relay.Edge(cursor=cursor, node=convert(row))
@@ -91,7 +91,7 @@ class Anchor(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: CatalogInfo, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        return await _load_nodes(info.context.loaders.anchor, node_ids, cls.from_row)
+        return await load_nodes(info.context.loaders.anchor, node_ids, cls.from_row)
 
     @strawberry.field(description="True while any of the anchor's streams is on air.")
     async def is_live(self, info: CatalogInfo) -> bool:
@@ -118,7 +118,7 @@ class Anchor(relay.Node):
         self, info: CatalogInfo, first: int | None = None, after: str | None = None
     ) -> relay.Connection["Broadcast"]:
         page = await catalog.replays(info.context, self.pk, first, after)
-        return relay.Connection(**_to_connection(page, Broadcast.from_row_required))
+        return relay.Connection(**to_connection(page, Broadcast.from_row_required))
 
 
 async def _anchor(info: CatalogInfo, anchor_pk: int) -> Anchor:
@@ -169,7 +169,7 @@ class Stream(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: CatalogInfo, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        return await _load_nodes(info.context.loaders.stream, node_ids, cls.from_row)
+        return await load_nodes(info.context.loaders.stream, node_ids, cls.from_row)
 
     @strawberry.field
     async def anchor(self, info: CatalogInfo) -> Anchor:
@@ -191,7 +191,7 @@ class Stream(relay.Node):
         self, info: CatalogInfo, first: int | None = None, after: str | None = None
     ) -> relay.Connection["Broadcast"]:
         page = await catalog.stream_broadcasts(info.context, self.pk, first, after)
-        return relay.Connection(**_to_connection(page, Broadcast.from_row_required))
+        return relay.Connection(**to_connection(page, Broadcast.from_row_required))
 
 
 async def _stream(info: CatalogInfo, stream_pk: int) -> Stream:
@@ -254,7 +254,7 @@ class Broadcast(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: CatalogInfo, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        return await _load_nodes(info.context.loaders.broadcast, node_ids, cls.from_row)
+        return await load_nodes(info.context.loaders.broadcast, node_ids, cls.from_row)
 
     @strawberry.field(
         description="The URL an app should play for this replay: HLS, else MP4, else FLV. "
@@ -337,7 +337,7 @@ class RecordingFile(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: CatalogInfo, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        return await _load_nodes(info.context.loaders.recording, node_ids, cls.from_row)
+        return await load_nodes(info.context.loaders.recording, node_ids, cls.from_row)
 
     @strawberry.field
     async def stream(self, info: CatalogInfo) -> Stream:
@@ -422,10 +422,10 @@ async def _room_play_urls(room: Room, info: CatalogInfo) -> LivePlayUrls | None:
 def rooms_connection(
     page: Page[broadcast_rows.Broadcast],
 ) -> relay.Connection[Room]:  # type: ignore[type-var]
-    return relay.Connection(**_to_connection(page, Room.from_row))
+    return relay.Connection(**to_connection(page, Room.from_row))
 
 
 def connection_of_recordings(
     page: Page[recording_rows.RecordingFile],
 ) -> relay.Connection[RecordingFile]:
-    return relay.Connection(**_to_connection(page, RecordingFile.from_row_required))
+    return relay.Connection(**to_connection(page, RecordingFile.from_row_required))

@@ -1,7 +1,6 @@
 """The Mutation root: callback ingestion (same path as the HTTP route) and anchor profiles."""
 
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
 import strawberry
@@ -13,14 +12,8 @@ from resolvers.curation import Curation, curate_broadcast
 from resolvers.errors import InvalidInput, NotAuthorized
 from resolvers.push_urls import create_push_url
 from schema.catalog import Anchor, Broadcast, CatalogInfo, RecordingFormat
+from schema.inbox import IngestOutcome
 from schema.query import resolve_global_id
-
-
-@strawberry.enum
-class IngestOutcome(Enum):
-    APPLIED = "applied"
-    IGNORED = "ignored"
-    QUARANTINED = "quarantined"
 
 
 @strawberry.type

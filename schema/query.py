@@ -9,6 +9,7 @@ from strawberry import relay
 
 from resolvers import catalog
 from resolvers.errors import InvalidInput
+from resolvers.inbox import inbox_entries
 from schema.catalog import (
     Anchor,
     Broadcast,
@@ -21,7 +22,9 @@ from schema.catalog import (
     connection_of_recordings,
     rooms_connection,
 )
+from schema.inbox import InboxEntry, IngestOutcome, connection_of_inbox_entries
 from storage.broadcasts import REPLAY_RANKS, ROOM_RANK_LIVE, RoomFilter
+from storage.inbox import InboxFilter
 from storage.recordings import RecordingFilter
 
 ROOM_RANKS = {
@@ -29,7 +32,7 @@ ROOM_RANKS = {
     RoomKind.REPLAY: REPLAY_RANKS,
 }
 NODE_TYPES: dict[str, type[relay.Node]] = {
-    cls.__name__: cls for cls in (Anchor, Stream, Broadcast, RecordingFile)
+    cls.__name__: cls for cls in (Anchor, Stream, Broadcast, RecordingFile, InboxEntry)
 }
 
 
@@ -112,6 +115,25 @@ class Query:
             info.context, stream_id, recording_filter, first, after
         )
         return connection_of_recordings(page)
+
+    @strawberry.field(
+        description="Stored callbacks, newest first, with their outcome (admin): e.g. the "
+        "quarantined ones, which `replay-catalog reprocess` applies again after a fix."
+    )
+    async def inbox_entries(
+        self,
+        info: CatalogInfo,
+        outcome: IngestOutcome | None = None,
+        stream_id: str | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> relay.Connection[InboxEntry]:
+        inbox_filter = InboxFilter(
+            outcome=None if outcome is None else outcome.value, stream_id=stream_id
+        )
+        return connection_of_inbox_entries(
+            await inbox_entries(info.context, inbox_filter, first, after)
+        )
 
     @strawberry.field
     async def node(self, info: CatalogInfo, id: strawberry.ID) -> relay.Node | None:

@@ -1,13 +1,16 @@
 """The inbox: every authenticated callback, exactly as received, stored once."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
+from storage.keyset import Listing
 from storage.times import utc_now
 
 OUTCOME_APPLIED = "applied"
@@ -34,3 +37,33 @@ class InboxEntry(SQLModel, table=True):
 async def inbox_entry_by_key(session: AsyncSession, event_key: str) -> InboxEntry:
     found = await session.execute(select(InboxEntry).where(col(InboxEntry.event_key) == event_key))
     return found.scalar_one()
+
+
+# The inbox as admins read it: newest first.
+INBOX = Listing(InboxEntry, (("received_at", True), ("id", True)))
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """Which inbox entries to list or reprocess: any, or of one outcome, of one stream."""
+
+    outcome: str | None = None
+    stream_id: str | None = None
+
+    def restrict(self, query: Select[Any]) -> Select[Any]:
+        if self.outcome is not None:
+            query = query.where(col(InboxEntry.outcome) == self.outcome)
+        if self.stream_id is not None:
+            query = query.where(col(InboxEntry.stream_id) == self.stream_id)
+        return query
+
+
+def inbox_query(inbox_filter: InboxFilter, after: Sequence[Any] | None, limit: int) -> Select[Any]:
+    return INBOX.page(inbox_filter.restrict(select(InboxEntry)), after, limit)
+
+
+def inbox_ids_query(inbox_filter: InboxFilter, after_id: int, limit: int) -> Select[Any]:
+    """The next `limit` ids after `after_id`, oldest first (a walk that rows updated
+    behind it cannot disturb)."""
+    query = select(InboxEntry.id).where(col(InboxEntry.id) > after_id)
+    return inbox_filter.restrict(query).order_by(col(InboxEntry.id)).limit(limit)

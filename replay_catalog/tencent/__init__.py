@@ -14,6 +14,7 @@ from replay_catalog.tencent.callbacks import (
     event_key,
     event_type_of,
     parse_callback,
+    redact_secrets,
     stream_id_of,
     verify_callback_sign,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "event_key",
     "event_type_of",
     "parse_callback",
+    "redact_secrets",
     "stream_id_of",
     "verify_callback_sign",
 ]

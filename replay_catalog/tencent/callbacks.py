@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,18 @@ LATEST_TIME = 4_102_444_800  # 2100-01-01
 DELIVERY_FIELDS = ("t", "sign")
 
 MAX_TEXT = 2048
+
+# What must never be shown of a stored callback: its `sign`, and the push URL's
+# authentication (txSecret, and txTime with it), which comes back in `stream_param`
+# and may be copied into any other string (a `callback_ext` JSON string, a URL).
+SECRET_FIELDS = frozenset({"sign", "txsecret", "txtime"})
+REDACTED = "[redacted]"
+PUSH_SECRET = re.compile(
+    r"(tx(?:secret|time))"  # the parameter's name
+    r"([\s\"'\\]*(?:=|:|%(?:25)?3d)[\s\"'\\]*)"  # `=` (maybe URL-encoded) or a JSON `:`
+    r"((?:(?!%(?:25)?26)[^&\s\"'\\,;#<>{}\[\]])+)",  # the value, up to the next separator
+    re.IGNORECASE,
+)
 
 
 class CallbackRejected(Exception):
@@ -80,6 +93,23 @@ def event_key(payload: Mapping[str, Any]) -> str:
     body = {name: value for name, value in payload.items() if name not in DELIVERY_FIELDS}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def redact_secrets(value: Any) -> Any:
+    """A copy of a stored callback (or any JSON value in it) fit to show an admin: the
+    sign and the push secrets, wherever they stand, replaced by `[redacted]`."""
+    if isinstance(value, str):
+        return PUSH_SECRET.sub(rf"\1\2{REDACTED}", value)
+    if isinstance(value, Mapping):
+        return {
+            redact_secrets(name): REDACTED
+            if isinstance(name, str) and name.lower() in SECRET_FIELDS
+            else redact_secrets(item)
+            for name, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_secrets(item) for item in value]
+    return value
 
 
 def event_type_of(payload: Mapping[str, Any]) -> int | None:

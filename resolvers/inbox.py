@@ -1,0 +1,24 @@
+"""The inbox as admins read it: every authentic callback, with its outcome and reason."""
+
+from resolvers.catalog import list_page
+from resolvers.context import CatalogContext
+from resolvers.errors import refuse_nul
+from resolvers.pagination import Page
+from storage import InboxEntry
+from storage.inbox import INBOX, InboxFilter, inbox_query
+
+
+async def inbox_entries(
+    context: CatalogContext, inbox_filter: InboxFilter, first: int | None, after: str | None
+) -> Page[InboxEntry]:
+    """One page of the inbox, newest first. Admins only: it shows raw callbacks."""
+    context.require_admin()
+    refuse_nul(inbox_filter.stream_id)
+    return await list_page(
+        context,
+        "inbox",
+        INBOX,
+        first,
+        after,
+        lambda position, limit: inbox_query(inbox_filter, position, limit),
+    )

@@ -1,0 +1,136 @@
+"""Reprocessing the inbox: apply stored callbacks again with the code of this release.
+
+The inbox keeps every authentic callback as received, so a callback quarantined by
+an earlier release (a field it did not understand, a row the database refused) can
+be applied after the fix. Each entry goes through `tencent.parse_callback` and
+`apply_event`, as a live callback does, in a short transaction of its own that also
+records the entry's new outcome and reason: an interrupted run loses nothing, and a
+second run changes nothing.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from replay_catalog import tencent
+from resolvers.events import CatalogEvent
+from resolvers.grouping import GroupingRules
+from resolvers.ingestion import (
+    NUL_PAYLOAD_REASON,
+    apply_event,
+    inbox_outcome,
+    unapplicable_reason,
+)
+from storage import InboxEntry
+from storage.database import Database, is_outage
+from storage.inbox import (
+    OUTCOME_APPLIED,
+    OUTCOME_IGNORED,
+    OUTCOME_QUARANTINED,
+    InboxFilter,
+    inbox_ids_query,
+)
+
+log = logging.getLogger("replay_catalog.reprocessing")
+
+# Entry ids read at a time; each entry is still written in a transaction of its own.
+ID_BATCH = 500
+
+# An entry's outcome and reason.
+Verdict = tuple[str, str | None]
+
+
+@dataclass
+class ReprocessSummary:
+    """Applied, still quarantined and ignored say what the entries read are now (they
+    add up to `read`); `unchanged` counts those whose outcome and reason stayed."""
+
+    read: int = 0
+    applied: int = 0
+    quarantined: int = 0
+    ignored: int = 0
+    unchanged: int = 0
+
+    def count(self, before: Verdict, after: Verdict) -> None:
+        self.read += 1
+        outcome = after[0]
+        self.applied += outcome == OUTCOME_APPLIED
+        self.quarantined += outcome == OUTCOME_QUARANTINED
+        self.ignored += outcome == OUTCOME_IGNORED
+        self.unchanged += before == after
+
+    def __str__(self) -> str:
+        return (
+            f"entries read: {self.read}, applied: {self.applied}, "
+            f"still quarantined: {self.quarantined}, ignored: {self.ignored}, "
+            f"unchanged: {self.unchanged}"
+        )
+
+
+async def reprocess(
+    database: Database, rules: GroupingRules, inbox_filter: InboxFilter
+) -> ReprocessSummary:
+    """Apply the entries `inbox_filter` selects again, oldest first.
+
+    Raises DatabaseUnavailable; the entries done by then stay done.
+    """
+    summary = ReprocessSummary()
+    last_id = 0
+    while True:
+        ids = await database.scalars(inbox_ids_query(inbox_filter, last_id, ID_BATCH))
+        for entry_id in ids:
+            change = await _reprocess_entry(database, rules, entry_id)
+            if change is not None:
+                summary.count(*change)
+        if len(ids) < ID_BATCH:
+            return summary
+        last_id = ids[-1]
+
+
+async def _reprocess_entry(
+    database: Database, rules: GroupingRules, entry_id: int
+) -> tuple[Verdict, Verdict] | None:
+    """Apply one entry and record its outcome, in one transaction; None if it is gone."""
+    async with database.writing() as session:
+        entry = await session.get(InboxEntry, entry_id, with_for_update=True)
+        if entry is None:
+            return None
+        before: Verdict = (entry.outcome, entry.reason)
+        after, event = _verdict(entry)
+        if event is not None:
+            try:
+                async with session.begin_nested():
+                    await apply_event(session, event, rules)
+            except SQLAlchemyError as failure:
+                if is_outage(failure):
+                    raise
+                # As in live ingestion: the database refuses this event; keep it quarantined.
+                # The class only: the error's text may quote the row.
+                after = (OUTCOME_QUARANTINED, unapplicable_reason(failure))
+                log.warning("inbox entry %d cannot be applied: %s", entry_id, after[1])
+        if after != before:
+            entry.outcome, entry.reason = after
+            session.add(entry)
+            log.info(
+                "inbox entry %d (event_type=%s): %s -> %s%s",
+                entry_id,
+                entry.event_type,
+                before[0],
+                after[0],
+                f" reason={tencent.redact_secrets(after[1])!r}" if after[1] else "",
+            )
+        return before, after
+
+
+def _verdict(entry: InboxEntry) -> tuple[Verdict, CatalogEvent | None]:
+    """What the current code makes of a stored callback, and the event to apply if any."""
+    if entry.reason == NUL_PAYLOAD_REASON:
+        # Stored with U+FFFD in place of its NUL characters: not what Tencent sent.
+        return (OUTCOME_QUARANTINED, NUL_PAYLOAD_REASON), None
+    try:
+        event = tencent.parse_callback(entry.payload)
+    except tencent.MalformedEvent as fault:
+        return (inbox_outcome(None, str(fault)), str(fault)), None
+    outcome = inbox_outcome(event, None)
+    return (outcome, None), (event if isinstance(event, CatalogEvent) else None)
