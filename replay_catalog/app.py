@@ -15,10 +15,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from replay_catalog.metrics import CatalogMetrics
 from replay_catalog.pages import STATIC_DIR, demo_app, graphiql_page
@@ -68,7 +69,11 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
         refusals: RefusalLimiter,
         metrics: CatalogMetrics,
     ) -> None:
-        super().__init__(build_schema(limits, observers=[metrics.extension()]))
+        super().__init__(
+            build_schema(limits, observers=[metrics.extension()]),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=settings.websocket_init_timeout_seconds),
+        )
         self.database = database
         self.ingestor = ingestor
         self.settings = settings
@@ -127,8 +132,13 @@ def file_list_client(settings: Settings) -> FileListClient | None:
 
 def create_app(settings: Settings, database: Database | None = None) -> Starlette:
     """Build the service from its settings; `database` may be shared by the caller."""
-    database = database or Database(settings.database_url)
+    database = database or Database(
+        settings.database_url, settings.database_pool_size, settings.database_max_overflow
+    )
+    database.changes.queue_size = settings.subscription_queue_size
+    database.changes.max_subscribers = settings.subscriptions_max
     metrics = CatalogMetrics()
+    metrics.subscriptions.set_function(lambda: database.changes.subscriber_count)
     database.outage_listeners.append(metrics.database_error)
     callback_key = settings.callback_key.get_secret_value() if settings.callback_key else None
     ingestor = Ingestor(database, callback_key, settings.grouping_rules(), metrics)
@@ -233,6 +243,8 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
                     )
                 )
             )
+        # Subscribers here hear every replica's changes from the start.
+        database.changes.listen()
         try:
             yield
         finally:
@@ -248,6 +260,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         Route("/", demo_app, methods=["GET"]),
         Route("/callbacks/tencent", tencent_callback, methods=["POST"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics.endpoint, methods=["GET"]),

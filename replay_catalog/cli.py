@@ -229,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                 host=args.host,
                 port=args.port,
                 log_level="info",
+                ws_ping_interval=settings.websocket_ping_interval_seconds,
+                ws_ping_timeout=settings.websocket_ping_timeout_seconds,
+                limit_concurrency=settings.max_connections,
                 # JSON logs: let uvicorn's loggers reach our root handler instead of its own.
                 log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
             )

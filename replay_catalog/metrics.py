@@ -12,6 +12,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -55,6 +56,11 @@ class CatalogMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.subscriptions = Gauge(
+            "replay_catalog_subscriptions",
+            "GraphQL subscriptions open on this process.",
+            registry=self.registry,
+        )
         self.callbacks = Counter(
             "replay_catalog_callbacks",
             "Tencent callbacks received, by event type and outcome.",

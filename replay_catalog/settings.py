@@ -35,6 +35,21 @@ class Settings(BaseSettings):
     live_silence_seconds: int = Field(default=10_800, ge=0)
     # How often `serve` looks for live rooms that have fallen silent.
     live_sweep_interval_seconds: float = Field(default=60, gt=0)
+    # Connections to the database per process (SQLAlchemy's pool; PostgreSQL only): at most
+    # DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW, plus one that listens for changes.
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    # Subscriptions (GraphQL over WebSocket, graphql-transport-ws).
+    subscriptions_max: int = Field(default=10_000, ge=1)  # per process
+    # Changes waiting for one subscriber; one that falls further behind is ended.
+    subscription_queue_size: int = Field(default=256, ge=1)
+    # A WebSocket must send connection_init this soon after opening.
+    websocket_init_timeout_seconds: float = Field(default=10, gt=0)
+    # uvicorn pings every WebSocket this often and closes it if no pong comes in time.
+    websocket_ping_interval_seconds: float = Field(default=20, gt=0)
+    websocket_ping_timeout_seconds: float = Field(default=20, gt=0)
+    # Open HTTP connections and WebSockets `serve` accepts at once (503 beyond); unset: no limit.
+    max_connections: int | None = Field(default=None, ge=1)
     # Tencent's callbacks are a few hundred bytes; anything much larger is not one.
     callback_max_body_bytes: int = Field(default=64 * 1024, ge=64 * 1024)
     log_level: str = "INFO"

@@ -26,6 +26,10 @@ class CatalogContext:
 
     def __post_init__(self) -> None:
         self.is_admin = self._carries_admin_token()
+        self.refresh_loaders()
+
+    def refresh_loaders(self) -> None:
+        """Forget what was loaded: a subscription reads each change afresh."""
         self.loaders = Loaders(self.database, include_hidden=self.is_admin)
 
     def _carries_admin_token(self) -> bool:

@@ -3,8 +3,9 @@
 from dataclasses import dataclass
 
 from resolvers.errors import InvalidInput, refuse_nul
-from storage import Broadcast
+from storage import Broadcast, Stream
 from storage.broadcasts import MAX_TITLE_LENGTH
+from storage.changefeed import CatalogChange, announce
 from storage.database import Database
 from storage.times import utc_now
 
@@ -44,4 +45,7 @@ async def curate_broadcast(
         broadcast.place_in_room_list()
         broadcast.updated_at = utc_now()
         session.add(broadcast)
+        stream = await session.get(Stream, broadcast.stream_pk)
+        assert stream is not None and broadcast.id is not None
+        await announce(session, CatalogChange(stream.stream_id, (broadcast.id,)))
         return broadcast

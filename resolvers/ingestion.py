@@ -37,6 +37,7 @@ from resolvers.grouping import (
 )
 from storage import Broadcast, InboxEntry, PushEvent, RecordingFile, Screenshot, Stream
 from storage.broadcasts import broadcasts_of_stream, move_members
+from storage.changefeed import CatalogChange, announce
 from storage.database import (
     Database,
     DatabaseUnavailable,
@@ -338,6 +339,7 @@ async def regroup_stream(
         Screenshot: {s.id: s.broadcast_id for s in shots},
     }
     kept: set[int] = set()
+    changed: set[int] = set()
     live_broadcast: int | None = None
     for shape in shapes:
         members: dict[type[SQLModel], list[int]] = {
@@ -352,7 +354,7 @@ async def regroup_stream(
             b for b in previous if b is not None and b in existing and b not in kept
         )
         broadcast = existing[candidates[0]] if candidates else None
-        broadcast = _shape_broadcast(broadcast, shape, stream.id)
+        broadcast, reshaped = _shape_broadcast(broadcast, shape, stream.id)
         session.add(broadcast)
         await session.flush()
         assert broadcast.id is not None
@@ -362,18 +364,25 @@ async def regroup_stream(
         for kind, ids in members.items():
             moved = [i for i in ids if owner[kind][i] != broadcast.id]
             await move_members(session, kind, moved, broadcast.id)
+            reshaped = reshaped or bool(moved)
+        if reshaped:
+            changed.add(broadcast.id)
     for broadcast_id, broadcast in existing.items():
-        if broadcast_id not in kept:
+        if broadcast_id is not None and broadcast_id not in kept:
             await session.delete(broadcast)
+            changed.add(broadcast_id)
     stream.is_live = live_broadcast is not None
     stream.current_broadcast_id = live_broadcast
     session.add(stream)
     await session.flush()
+    if changed:
+        await announce(session, CatalogChange(stream.stream_id, tuple(sorted(changed))))
 
 
 def _shape_broadcast(
     broadcast: Broadcast | None, shape: BroadcastShape, stream_pk: int
-) -> Broadcast:
+) -> tuple[Broadcast, bool]:
+    """The broadcast with the shape's fields, and whether anything about it changed."""
     fields: dict[str, Any] = {
         "started_at": shape.started_at,
         "ended_at": shape.ended_at,
@@ -388,10 +397,11 @@ def _shape_broadcast(
     if broadcast is None:
         broadcast = Broadcast(stream_pk=stream_pk, updated_at=utc_now(), **fields)
         broadcast.place_in_room_list()
-        return broadcast
-    if any(getattr(broadcast, name) != value for name, value in fields.items()):
-        for name, value in fields.items():
-            setattr(broadcast, name, value)
-        broadcast.place_in_room_list()
-        broadcast.updated_at = utc_now()
-    return broadcast
+        return broadcast, True
+    if all(getattr(broadcast, name) == value for name, value in fields.items()):
+        return broadcast, False
+    for name, value in fields.items():
+        setattr(broadcast, name, value)
+    broadcast.place_in_room_list()
+    broadcast.updated_at = utc_now()
+    return broadcast, True

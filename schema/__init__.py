@@ -24,6 +24,7 @@ from resolvers.errors import CatalogError
 from schema.catalog import Anchor, Broadcast, RecordingFile, Stream
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.subscription import Subscription
 from storage.database import DatabaseUnavailable
 
 log = logging.getLogger("replay_catalog.graphql")
@@ -109,6 +110,7 @@ def build_schema(
     return CatalogSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Anchor, Stream, Broadcast, RecordingFile],
         extensions=extensions,
     )

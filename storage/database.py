@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.sql import Executable, text
 from sqlmodel import SQLModel
 
+from storage.changefeed import ChangeFeed, committed_announcements
+
 # SQLite waits this long for another writer before giving up with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -83,7 +85,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 class Database:
     """One engine per app: short write transactions and independent reads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 10, max_overflow: int = 10) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         # Told of every outage (the app's metrics count them); storage knows no metrics.
@@ -97,9 +99,16 @@ class Database:
             _configure_sqlite(self.engine)
         else:
             self.engine = create_async_engine(
-                url, pool_pre_ping=True, pool_size=10, hide_parameters=True
+                url,
+                pool_pre_ping=True,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                hide_parameters=True,
             )
         self._writer = self.engine.execution_options(begin_immediate=True)
+        # Committed changes, for this process's subscribers (and, on PostgreSQL, from
+        # every replica's transactions).
+        self.changes = ChangeFeed(url)
 
     def unavailable(self, failure: BaseException) -> DatabaseUnavailable:
         """Tell the outage listeners, and give the exception to raise for it."""
@@ -124,11 +133,11 @@ class Database:
         An outage raises DatabaseUnavailable; any other database error is raised as is.
         """
         with self._outages_as_unavailable():
-            async with (
-                AsyncSession(self._writer, expire_on_commit=False) as session,
-                session.begin(),
-            ):
-                yield session
+            async with AsyncSession(self._writer, expire_on_commit=False) as session:
+                async with session.begin():
+                    yield session
+                for change in committed_announcements(session):
+                    self.changes.deliver(change)
 
     async def scalars(self, statement: Executable) -> list[Any]:
         """Run one read query on a pooled connection of its own.
@@ -154,6 +163,7 @@ class Database:
                 await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        await self.changes.close()
         await self.engine.dispose()
 
 

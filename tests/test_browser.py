@@ -6,7 +6,6 @@ skipped, except under CI (the CI variable set), where they fail.
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_cli import free_port
+from tests.servers import COMMAND, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -31,7 +30,6 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
-COMMAND = [sys.executable, "-m", "replay_catalog.cli"]
 
 if not CHROMIUM.exists():
     reason = f"{CHROMIUM} is missing (apt-get install chromium)"

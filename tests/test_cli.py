@@ -1,11 +1,7 @@
 """The `replay-catalog` command: migrate, demo and serve, run as a user would run them."""
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import anyio
@@ -13,10 +9,9 @@ import httpx
 import pytest
 
 from tests.catalog_client import BASE, CALLBACK_KEY, CatalogClient, recording, sign
+from tests.servers import COMMAND, serving
 
 pytestmark = pytest.mark.anyio
-
-COMMAND = [sys.executable, "-m", "replay_catalog.cli"]
 
 
 def run(args: list[str], database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -50,54 +45,23 @@ async def test_demo_loads_a_believable_catalog_once(
     assert await catalog.all_rooms() == rooms
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_serve_migrates_a_new_database_and_answers_over_http(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}",
-        "CALLBACK_KEY": CALLBACK_KEY,
-        "LOG_LEVEL": "INFO",
-    }
-    server = await anyio.to_thread.run_sync(
-        lambda: subprocess.Popen(  # noqa: S603 - our own command
-            [*COMMAND, "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+    database_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    async with (
+        serving(database_url, tmp_path, LOG_LEVEL="INFO") as server,
+        httpx.AsyncClient(base_url=server.base_url) as http,
+    ):
+        event = sign(recording("2121_alice", "f1", BASE, BASE + 60))
+        answer = await http.post("/callbacks/tencent", json=event)
+        assert answer.status_code == 200 and answer.json() == {"code": 0}
+        rooms = await http.post(
+            "/graphql",
+            json={"query": "{ rooms { edges { node { kind anchor { userId } } } } }"},
         )
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "serve did not become ready"
-                await anyio.sleep(0.2)
-            event = sign(recording("2121_alice", "f1", BASE, BASE + 60))
-            answer = await http.post("/callbacks/tencent", json=event)
-            assert answer.status_code == 200 and answer.json() == {"code": 0}
-            rooms = await http.post(
-                "/graphql",
-                json={"query": "{ rooms { edges { node { kind anchor { userId } } } } }"},
-            )
-            assert rooms.json()["data"]["rooms"]["edges"] == [
-                {"node": {"kind": "REPLAY", "anchor": {"userId": "alice"}}}
-            ]
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=20)
+        assert rooms.json()["data"]["rooms"]["edges"] == [
+            {"node": {"kind": "REPLAY", "anchor": {"userId": "alice"}}}
+        ]
+    output = server.log.read_text()
     assert "callback event_type=100 stream=2121_alice outcome=applied" in output
     assert CALLBACK_KEY not in output and event["sign"] not in output
 

@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,10 +13,9 @@ import pytest
 from storage.database import Database
 from storage.locks import unless_held_elsewhere
 from tests.conftest import POSTGRES_SERVER
+from tests.servers import COMMAND
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
-
-COMMAND = [sys.executable, "-m", "replay_catalog.cli"]
 
 
 @pytest.fixture

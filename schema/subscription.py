@@ -1,0 +1,65 @@
+"""Live updates over WebSocket (graphql-transport-ws), from every replica's changes."""
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry import relay
+
+from resolvers.errors import InvalidInput
+from resolvers.live_updates import catalog_changes
+from schema.catalog import Broadcast, CatalogInfo, Room, Stream
+from schema.query import resolve_global_id
+
+
+@strawberry.type(description="A broadcast whose place in the room list may have changed.")
+class RoomChange:
+    broadcast_id: strawberry.ID = strawberry.field(description="The broadcast's global id.")
+    room: Room | None = strawberry.field(
+        description="The room as it is now; null when the broadcast is no longer in the room "
+        "list (ended without a recording, hidden or deleted)."
+    )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="A room went live, ended, became a replay, changed, or was curated."
+    )
+    async def rooms_changed(self, info: CatalogInfo) -> AsyncGenerator[RoomChange, None]:
+        async for change in catalog_changes(info.context, lambda change: change.rooms):
+            for broadcast_pk in change.broadcast_ids:
+                row = await info.context.loaders.broadcast.load(broadcast_pk)
+                in_list = row is not None and row.room_rank is not None
+                yield RoomChange(
+                    broadcast_id=strawberry.ID(str(relay.GlobalID("Broadcast", str(broadcast_pk)))),
+                    room=Room.from_row(row) if row is not None and in_list else None,
+                )
+
+    @strawberry.subscription(
+        description="The broadcast each time it changes (a file, a cover, its end, "
+        "curation); ends when the broadcast is removed or hidden."
+    )
+    async def broadcast_updated(
+        self, info: CatalogInfo, id: strawberry.ID
+    ) -> AsyncGenerator[Broadcast, None]:
+        node = await resolve_global_id(info, id)
+        if not isinstance(node, Broadcast):
+            raise InvalidInput("no broadcast has this id")
+        pk = node.pk
+        async for _ in catalog_changes(info.context, lambda change: pk in change.broadcast_ids):
+            broadcast = Broadcast.from_row(await info.context.loaders.broadcast.load(pk))
+            if broadcast is None:
+                return
+            yield broadcast
+
+    @strawberry.subscription(
+        description="The stream each time one of its broadcasts changes (it goes live, ends, "
+        "gains a recording)."
+    )
+    async def stream_updated(
+        self, info: CatalogInfo, stream_id: str
+    ) -> AsyncGenerator[Stream, None]:
+        async for _ in catalog_changes(info.context, lambda change: change.stream_id == stream_id):
+            stream = Stream.from_row(await info.context.loaders.stream_by_stream_id.load(stream_id))
+            if stream is not None:
+                yield stream

@@ -1,0 +1,191 @@
+"""The change feed: which broadcasts changed, told to every replica once committed.
+
+A transaction that changes the catalog announces it with `announce`. On
+PostgreSQL the announcement is a NOTIFY inside that transaction, so it is
+delivered when (and only if) the transaction commits, to every process that
+LISTENs: each replica keeps one connection listening and fans changes out to
+its subscribers. On SQLite (one process) announcements are delivered in-process
+after the commit.
+
+Subscribers get a bounded queue: one that falls that far behind is ended with
+SubscriberTooSlow rather than growing memory without bound.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = logging.getLogger("replay_catalog.changefeed")
+
+CHANNEL = "replay_catalog_changes"
+# Announcements waiting in a session for its commit (SQLite only).
+PENDING = "replay_catalog_pending_changes"
+RECONNECT_DELAYS = (0.1, 0.5, 1, 2, 5)
+
+
+@dataclass(frozen=True)
+class CatalogChange:
+    """Broadcasts of one stream that were created, changed or removed."""
+
+    stream_id: str
+    broadcast_ids: tuple[int, ...]
+    # Whether the room list may look different (a room appeared, went, moved or changed).
+    rooms: bool = True
+
+    def to_json(self) -> str:
+        return json.dumps([self.stream_id, list(self.broadcast_ids), self.rooms])
+
+    @classmethod
+    def from_json(cls, text: str) -> "CatalogChange":
+        stream_id, broadcast_ids, rooms = json.loads(text)
+        return cls(str(stream_id), tuple(int(i) for i in broadcast_ids), bool(rooms))
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """Put in a subscriber's queue to end it: the feed closed, or it fell behind."""
+
+    too_slow: bool
+
+
+class SubscriberTooSlow(Exception):
+    """A subscriber fell further behind than its queue allows."""
+
+
+class TooManySubscribers(Exception):
+    """This process already serves as many subscriptions as it is configured for."""
+
+
+async def announce(session: AsyncSession, change: CatalogChange) -> None:
+    """Tell every replica about `change` once the session's transaction commits."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_notify(CHANNEL, change.to_json())))
+    else:
+        session.info.setdefault(PENDING, []).append(change)
+
+
+def committed_announcements(session: AsyncSession) -> list[CatalogChange]:
+    """The in-process announcements of a session whose transaction has committed."""
+    return list(session.info.pop(PENDING, ()))
+
+
+class ChangeFeed:
+    """This process's view of the change feed, and its subscribers."""
+
+    def __init__(
+        self, database_url: str, queue_size: int = 256, max_subscribers: int = 10_000
+    ) -> None:
+        self.is_postgres = database_url.startswith("postgresql")
+        self._dsn = (
+            make_url(database_url).set(drivername="postgresql").render_as_string(False)
+            if self.is_postgres
+            else None
+        )
+        self.queue_size = queue_size
+        self.max_subscribers = max_subscribers
+        self._queues: set[asyncio.Queue[CatalogChange | _Ended]] = set()
+        self._listening: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    def deliver(self, change: CatalogChange) -> None:
+        """Hand a committed change to every subscriber of this process."""
+        for queue in list(self._queues):
+            try:
+                queue.put_nowait(change)
+            except asyncio.QueueFull:
+                self._queues.discard(queue)
+                queue.get_nowait()  # make room for the end mark
+                queue.put_nowait(_Ended(too_slow=True))
+
+    def listen(self) -> None:
+        """Start listening for every replica's changes (PostgreSQL), in the background."""
+        if self.is_postgres and self._listening is None:
+            self._listening = asyncio.create_task(self._listen())
+
+    async def start(self) -> None:
+        """Listen, and return once listening (at once on SQLite)."""
+        self.listen()
+        if self.is_postgres:
+            await self._ready.wait()
+
+    async def close(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+            self._listening = None
+        for queue in list(self._queues):
+            self._queues.discard(queue)
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(_Ended(too_slow=False))
+
+    async def subscribe(self) -> AsyncIterator[CatalogChange]:
+        """Every change committed from now on, until the caller stops or falls behind."""
+        if len(self._queues) >= self.max_subscribers:
+            raise TooManySubscribers(
+                f"this server already has {self.max_subscribers} subscriptions; try another"
+            )
+        queue: asyncio.Queue[CatalogChange | _Ended] = asyncio.Queue(self.queue_size)
+        await self.start()
+        self._queues.add(queue)  # counted from here: listening, and hearing every change
+        try:
+            while True:
+                change = await queue.get()
+                if isinstance(change, _Ended):
+                    if change.too_slow:
+                        raise SubscriberTooSlow(
+                            f"more than {self.queue_size} changes waited for this "
+                            "subscriber; subscribe again"
+                        )
+                    return
+                yield change
+        finally:
+            self._queues.discard(queue)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._queues)
+
+    async def _listen(self) -> None:
+        """Keep one LISTEN connection open, reconnecting after losing it."""
+        attempt = 0
+        while True:
+            lost = asyncio.Event()
+            try:
+                connection = await asyncpg.connect(self._dsn, timeout=10)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as failure:
+                delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
+                attempt += 1
+                log.warning("change feed cannot listen (%s); again in %ss", failure, delay)
+                await asyncio.sleep(delay)
+                continue
+            try:
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
+                await connection.add_listener(CHANNEL, self._on_notification)
+                if attempt:
+                    log.warning("change feed listening again; changes meanwhile were missed")
+                attempt = 0
+                self._ready.set()
+                await lost.wait()
+                attempt = 1
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close(timeout=2)
+
+    def _on_notification(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            change = CatalogChange.from_json(payload)
+        except (ValueError, TypeError):
+            log.warning("change feed: ignoring a notification that is not ours")
+            return
+        self.deliver(change)
