@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Select
+from sqlalchemy import JSON, Column, Index, Select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
@@ -20,6 +20,11 @@ OUTCOME_QUARANTINED = "quarantined"
 
 class InboxEntry(SQLModel, table=True):
     __tablename__ = "inbox_entry"
+    # inboxEntries lists newest first, of everything or of one outcome (quarantined).
+    __table_args__ = (
+        Index("ix_inbox_entry_received", "received_at", "id"),
+        Index("ix_inbox_entry_outcome_received", "outcome", "received_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # sha256 of the payload without `t` and `sign`, which change between retries.
