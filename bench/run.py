@@ -5,7 +5,8 @@
 Starts `replay-catalog serve` on a fresh SQLite file, loads a catalog through the real
 callback route, then measures with wrk (Debian's `wrk`, installed if missing):
 
-  (a) the room list (`first: 20` with anchor, stream, broadcast and recordings),
+  (a) the room list (`first: 20` with anchor, stream, broadcast and recordings), with
+      the response cache warm, and (a') with it off (a second server, same database),
   (b) the same response bytes served by a bare Starlette endpoint (the floor),
   (c) callback ingestion of new recording files against (d) a bare endpoint that only
       reads the body.
@@ -150,10 +151,12 @@ def main() -> None:
         "CALLBACK_KEY": KEY,
         "LOG_LEVEL": "WARNING",
         "REFUSED_CALLBACKS_PER_MINUTE": "100000",
+        # Like the floor: no line per request on stdout (the service still logs callbacks).
+        "ACCESS_LOG": "false",
     }
     cli = [sys.executable, "-m", "replay_catalog.cli"]
     service = start([*cli, "serve", "--port", str(service_port)], env, service_port)
-    floor = None
+    floor = uncached = None
     try:
         base = f"http://127.0.0.1:{service_port}"
         with httpx.Client(base_url=base, timeout=30) as http:
@@ -178,7 +181,17 @@ def main() -> None:
             env, floor_port,
         )  # fmt: skip
         floor_base = f"http://127.0.0.1:{floor_port}"
+        uncached_port = free_port()
+        uncached = start(
+            [*cli, "serve", "--port", str(uncached_port)],
+            {**env, "RESPONSE_CACHE_ENTRIES": "0"},
+            uncached_port,
+        )
         rooms = wrk(f"{base}/graphql", "post_body.lua", args, {"BODY_FILE": str(body_file)})
+        rooms_uncached = wrk(
+            f"http://127.0.0.1:{uncached_port}/graphql", "post_body.lua", args,
+            {"BODY_FILE": str(body_file)},
+        )  # fmt: skip
         rooms_floor = wrk(
             f"{floor_base}/graphql", "post_body.lua", args, {"BODY_FILE": str(body_file)}
         )
@@ -192,9 +205,10 @@ def main() -> None:
         )  # fmt: skip
     finally:
         service.terminate()
-        if floor is not None:
-            floor.terminate()
-    report(args, len(room_list), rooms, rooms_floor, ingest, ingest_floor)
+        for process in (floor, uncached):
+            if process is not None:
+                process.terminate()
+    report(args, len(room_list), rooms, rooms_uncached, rooms_floor, ingest, ingest_floor)
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -202,6 +216,7 @@ def report(
     args: argparse.Namespace,
     answer_bytes: int,
     rooms: Measured,
+    rooms_uncached: Measured,
     rooms_floor: Measured,
     ingest: Measured,
     ingest_floor: Measured,
@@ -211,11 +226,14 @@ def report(
          if line.startswith("model name")),
         platform.processor(),
     )  # fmt: skip
-    room_ratio = rooms.requests_per_second / rooms_floor.requests_per_second
+    floor_rate = rooms_floor.requests_per_second
     rows = [
-        ("(a) room list, service", rooms, room_ratio),
+        ("(a) room list, service, warm response cache (target 0.5)", rooms,
+         rooms.requests_per_second / floor_rate),
+        ("(a') room list, service, response cache off (target 0.15)", rooms_uncached,
+         rooms_uncached.requests_per_second / floor_rate),
         ("(b) room list, bare Starlette floor", rooms_floor, 1.0),
-        ("(c) callback ingestion, service (SQLite)", ingest,
+        ("(c) callback ingestion, service (SQLite; target 0.4)", ingest,
          ingest.requests_per_second / ingest_floor.requests_per_second),
         ("(d) callback body read, bare Starlette floor", ingest_floor, 1.0),
     ]  # fmt: skip
@@ -226,7 +244,8 @@ def report(
         f"cores ({cpu}), Python {platform.python_version()}; wrk -t{args.threads} "
         f"-c{args.connections} -d{args.duration}s on loopback; catalog of {args.streams} streams "
         f"loaded through the callback route; room-list answer {answer_bytes} bytes. The service "
-        "and its floor run side by side in the same run.",
+        "and its floor run side by side in the same run, both without access logs. "
+        "Reproduce: `.venv/bin/python bench/run.py`.",
         "",
         "| measurement | requests/s | p50 ms | p99 ms | non-2xx + socket errors | ratio to floor |",
         "|---|---:|---:|---:|---:|---:|",

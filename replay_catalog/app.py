@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -25,6 +26,7 @@ from replay_catalog.metrics import CatalogMetrics
 from replay_catalog.pages import STATIC_DIR, demo_app, graphiql_page
 from replay_catalog.refusals import RefusalLimiter
 from replay_catalog.replay_route import replay_playlist_endpoint
+from replay_catalog.response_cache import CachedGraphQL, ResponseCache, VersionReads
 from replay_catalog.settings import Settings
 from replay_catalog.tencent import CallbackRejected
 from replay_catalog.tencent.filelist import FileListClient
@@ -151,6 +153,16 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
     refusals = RefusalLimiter(settings.refused_callbacks_per_minute)
     graphql = CatalogGraphQL(database, ingestor, settings, limits, refusals, metrics)
     body_limit = settings.callback_max_body_bytes
+    graphql_http: ASGIApp = graphql
+    if settings.response_cache_entries:
+        max_age = settings.graphql_cache_max_age_seconds
+        graphql_http = CachedGraphQL(
+            graphql,
+            ResponseCache(settings.response_cache_entries, settings.response_cache_max_bytes),
+            VersionReads(database.version),
+            cache_control=f"public, max-age={max_age}" if max_age else "no-cache",
+            on_lookup=metrics.cache_lookup,
+        )
     replays = ReplayPlaylists(
         database,
         VodFetcher(
@@ -259,7 +271,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
     routes = [
         Route("/", demo_app, methods=["GET"]),
         Route("/callbacks/tencent", tencent_callback, methods=["POST"]),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", graphql_http, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 ws_ping_interval=settings.websocket_ping_interval_seconds,
                 ws_ping_timeout=settings.websocket_ping_timeout_seconds,
                 limit_concurrency=settings.max_connections,
+                access_log=settings.access_log,
                 # JSON logs: let uvicorn's loggers reach our root handler instead of its own.
                 log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
             )

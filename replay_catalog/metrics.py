@@ -61,6 +61,12 @@ class CatalogMetrics:
             "GraphQL subscriptions open on this process.",
             registry=self.registry,
         )
+        self.graphql_cache = Counter(
+            "replay_catalog_graphql_cache",
+            "GraphQL requests by what the response cache did (hit, miss, bypass).",
+            ["result"],
+            registry=self.registry,
+        )
         self.callbacks = Counter(
             "replay_catalog_callbacks",
             "Tencent callbacks received, by event type and outcome.",
@@ -93,6 +99,9 @@ class CatalogMetrics:
         )
         self._operation_names: set[str] = set()
         self._names_lock = threading.Lock()
+
+    def cache_lookup(self, result: str) -> None:
+        self.graphql_cache.labels(result).inc()
 
     def callback(self, event_type: int | None, outcome: str) -> None:
         self.callbacks.labels(event_type_label(event_type), outcome).inc()

@@ -50,9 +50,18 @@ class Settings(BaseSettings):
     websocket_ping_timeout_seconds: float = Field(default=20, gt=0)
     # Open HTTP connections and WebSockets `serve` accepts at once (503 beyond); unset: no limit.
     max_connections: int | None = Field(default=None, ge=1)
+    # Answers of anonymous GraphQL queries kept per process, keyed by the catalog version
+    # (0: no response cache), and the bytes they may take together.
+    response_cache_entries: int = Field(default=512, ge=0)
+    response_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Cache-Control max-age of GET /graphql answers, for CDNs and browsers; 0: `no-cache`
+    # (they revalidate with the ETag every time, and get 304 while nothing changed).
+    graphql_cache_max_age_seconds: int = Field(default=0, ge=0)
     # Tencent's callbacks are a few hundred bytes; anything much larger is not one.
     callback_max_body_bytes: int = Field(default=64 * 1024, ge=64 * 1024)
     log_level: str = "INFO"
+    # uvicorn's line per HTTP request; off when a proxy in front logs requests anyway.
+    access_log: bool = True
     # `json`: one JSON object per log line, for log collectors.
     log_format: Literal["text", "json"] = "text"
 

@@ -10,12 +10,12 @@ is kept in a bounded in-memory cache keyed by the broadcast and its parts.
 import asyncio
 import hashlib
 import re
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from strawberry import relay
 
+from replay_catalog.sized_lru import SizedLRU
 from replay_catalog.vod import VodFetcher, VodFetchError, VodSession
 from resolvers.stitching import (
     MasterPlaylist,
@@ -75,48 +75,25 @@ def broadcast_pk_from_global_id(global_id: str) -> int | None:
     return pk if 0 < pk <= MAX_PK else None
 
 
-class StitchedCache:
+def stitched_cache(
+    max_playlists: int = CACHE_MAX_PLAYLISTS, max_characters: int = CACHE_MAX_CHARACTERS
+) -> SizedLRU[tuple[int, tuple[str, ...]], StitchedReplay]:
     """Least recently used stitched playlists, bounded in count and in size."""
-
-    def __init__(
-        self, max_playlists: int = CACHE_MAX_PLAYLISTS, max_characters: int = CACHE_MAX_CHARACTERS
-    ) -> None:
-        self.max_playlists = max_playlists
-        self.max_characters = max_characters
-        self.characters = 0
-        self._entries: OrderedDict[tuple[int, tuple[str, ...]], StitchedReplay] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: tuple[int, tuple[str, ...]]) -> StitchedReplay | None:
-        replay = self._entries.get(key)
-        if replay is not None:
-            self._entries.move_to_end(key)
-        return replay
-
-    def put(self, key: tuple[int, tuple[str, ...]], replay: StitchedReplay) -> None:
-        if len(replay.text) > self.max_characters:
-            return
-        previous = self._entries.pop(key, None)
-        if previous is not None:
-            self.characters -= len(previous.text)
-        self._entries[key] = replay
-        self.characters += len(replay.text)
-        while len(self._entries) > self.max_playlists or self.characters > self.max_characters:
-            _, evicted = self._entries.popitem(last=False)
-            self.characters -= len(evicted.text)
+    return SizedLRU(max_playlists, max_characters, lambda replay: len(replay.text))
 
 
 class ReplayPlaylists:
     """Builds (or recalls) the stitched playlist of a broadcast."""
 
     def __init__(
-        self, database: Database, fetcher: VodFetcher, cache: StitchedCache | None = None
+        self,
+        database: Database,
+        fetcher: VodFetcher,
+        cache: SizedLRU[tuple[int, tuple[str, ...]], StitchedReplay] | None = None,
     ) -> None:
         self.database = database
         self.fetcher = fetcher
-        self.cache = cache if cache is not None else StitchedCache()
+        self.cache = cache if cache is not None else stitched_cache()
 
     async def playlist(self, broadcast_pk: int) -> StitchedReplay:
         # A hidden or deleted broadcast is not public: it has no public replay either.

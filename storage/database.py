@@ -1,10 +1,11 @@
 """The async engine, sessions for reading and writing, and dialect-aware upserts."""
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, cast
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import (
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.sql import Executable, text
 from sqlmodel import SQLModel
 
+from storage.catalog_version import READ_VERSION, raise_version, read_version
 from storage.changefeed import ChangeFeed, committed_announcements
 
 # SQLite waits this long for another writer before giving up with "database is locked".
@@ -109,6 +111,7 @@ class Database:
         # Committed changes, for this process's subscribers (and, on PostgreSQL, from
         # every replica's transactions).
         self.changes = ChangeFeed(url)
+        self._version_reader: sqlite3.Connection | None = None
 
     def unavailable(self, failure: BaseException) -> DatabaseUnavailable:
         """Tell the outage listeners, and give the exception to raise for it."""
@@ -138,6 +141,10 @@ class Database:
                     yield session
                 for change in committed_announcements(session):
                     self.changes.deliver(change)
+            # Only now, committed, may cached answers computed before this write go
+            # stale; raised before the caller acknowledges anything.
+            async with self._writer.begin() as connection:
+                await raise_version(connection)
 
     async def scalars(self, statement: Executable) -> list[Any]:
         """Run one read query on a pooled connection of its own.
@@ -156,6 +163,28 @@ class Database:
             async with AsyncSession(self.engine, expire_on_commit=False) as session:
                 return list((await session.execute(statement)).all())
 
+    async def version(self) -> int:
+        """The catalog version now (see storage/catalog_version.py)."""
+        if self.is_sqlite:
+            return self._sqlite_version()
+        with self._outages_as_unavailable():
+            async with self.engine.connect() as connection:
+                return await read_version(connection)
+
+    def _sqlite_version(self) -> int:
+        """Read on a connection of its own, in this thread: a WAL reader never waits for
+        writers, and one small read costs less than a hop to aiosqlite's thread."""
+        try:
+            if self._version_reader is None:
+                path = make_url(self.url).database or ""
+                self._version_reader = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=0.5
+                )
+            row = self._version_reader.execute(READ_VERSION.text).fetchone()
+            return int(row[0])
+        except sqlite3.Error as failure:
+            raise self.unavailable(failure) from failure
+
     async def ping(self) -> None:
         """Raise if the database does not answer (and tell the outage listeners)."""
         with self._outages_as_unavailable():
@@ -163,6 +192,9 @@ class Database:
                 await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._version_reader is not None:
+            self._version_reader.close()
+            self._version_reader = None
         await self.changes.close()
         await self.engine.dispose()
 

@@ -27,12 +27,22 @@ def nested_rooms(depth: int) -> str:
     return f'{{ stream(streamId: "x") {{ {inner} }} }}'
 
 
+def catalog_reads(statements: list[str]) -> list[str]:
+    """The statements that read the catalog: without the response cache's version read
+    (one small SELECT, shared by concurrent requests) and transaction control."""
+    return [
+        statement
+        for statement in statements
+        if "catalog_version" not in statement and statement not in ("BEGIN", "COMMIT")
+    ]
+
+
 async def test_a_deeply_nested_query_is_refused_before_it_runs(catalog: CatalogClient) -> None:
     with catalog.counting_statements() as statements:
         body = await catalog.graphql(nested_rooms(10))
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
     assert body.get("data") is None
-    assert statements == []
+    assert catalog_reads(statements) == []
     assert "errors" not in await catalog.graphql(nested_rooms(3))
 
 
@@ -41,7 +51,7 @@ async def test_a_query_with_hundreds_of_aliases_is_refused(catalog: CatalogClien
     with catalog.counting_statements() as statements:
         body = await catalog.graphql(f"{{ {aliases} }}")
     assert body["errors"][0]["message"] == "60 aliases found. Allowed: 30"
-    assert statements == []
+    assert catalog_reads(statements) == []
 
 
 async def test_an_oversized_document_is_refused_by_its_token_count(catalog: CatalogClient) -> None:

@@ -1,0 +1,277 @@
+"""A cache of public GraphQL answers, in front of Strawberry.
+
+Room lists are read on every app launch and change only when a callback arrives,
+so answers are cached by (catalog version, request). The version is read from the
+database for every request (storage/catalog_version.py), which makes a cached
+answer impossible after a write any replica acknowledged. Concurrent requests
+share one version read, provided it started after they arrived, so under load the
+read costs little.
+
+Only anonymous queries are cached: a request with an Authorization header (an
+admin sees hidden replays) is neither served from nor stored in the cache, nor is
+a mutation, an answer with errors, or a body too large to be a normal query.
+GET answers carry an ETag (304 when it matches) and a configurable Cache-Control,
+so that a CDN can take app traffic.
+"""
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import graphql
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from replay_catalog.sized_lru import SizedLRU
+from storage.database import DatabaseUnavailable
+
+# A cached answer larger than this is not kept (a room list page is ~20 KB).
+MAX_ANSWER_BYTES = 1024 * 1024
+# A request body larger than this is passed through uncached.
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+class VersionReads:
+    """Reads of the catalog version, shared by the requests that arrived before each began."""
+
+    def __init__(self, read: Callable[[], Awaitable[int]]) -> None:
+        self._read = read
+        self._running: asyncio.Task[None] | None = None
+        self._next: asyncio.Future[int] | None = None
+
+    async def current(self) -> int:
+        """A version read that started after this call did."""
+        read = self._next
+        if read is None:
+            read = self._next = asyncio.get_running_loop().create_future()
+            # Its failure is every waiter's; don't report it again as never retrieved.
+            read.add_done_callback(lambda done: done.cancelled() or done.exception())
+            if self._running is None:
+                self._start()
+        return await asyncio.shield(read)
+
+    def _start(self) -> None:
+        target, self._next = self._next, None
+        assert target is not None
+        self._running = asyncio.ensure_future(self._read_into(target))
+
+    async def _read_into(self, target: asyncio.Future[int]) -> None:
+        try:
+            target.set_result(await self._read())
+        except Exception as failure:
+            target.set_exception(failure)
+        finally:
+            self._running = None
+            if self._next is not None:
+                self._start()
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    body: bytes
+    etag: str
+
+
+class ResponseCache:
+    """Answers of one catalog version, least recently used first out."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self._version = -1
+        self._answers: SizedLRU[bytes, CachedAnswer] = SizedLRU(
+            max_entries, max_bytes, lambda answer: len(answer.body)
+        )
+
+    def knows(self, key: bytes) -> bool:
+        return key in self._answers
+
+    def get(self, version: int, key: bytes) -> CachedAnswer | None:
+        self._see(version)
+        return self._answers.get(key) if version == self._version else None
+
+    def put(self, version: int, key: bytes, answer: CachedAnswer) -> None:
+        self._see(version)
+        if version == self._version and len(answer.body) <= MAX_ANSWER_BYTES:
+            self._answers.put(key, answer)  # else computed under a version already gone
+
+    def _see(self, version: int) -> None:
+        """A newer version makes every answer kept so far useless: drop them."""
+        if version > self._version:
+            self._version = version
+            self._answers.clear()
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def is_query(request_body: dict[str, Any] | None) -> bool:
+    """Whether the operation a GraphQL request runs is a query (not a mutation)."""
+    if request_body is None:
+        return False
+    source, name = request_body.get("query"), request_body.get("operationName")
+    if not isinstance(source, str) or not (name is None or isinstance(name, str)):
+        return False
+    try:
+        document = graphql.parse(source)
+    except graphql.GraphQLError:
+        return False
+    operations = [
+        definition
+        for definition in document.definitions
+        if isinstance(definition, graphql.OperationDefinitionNode)
+        and (name is None or (definition.name is not None and definition.name.value == name))
+    ]
+    return len(operations) == 1 and operations[0].operation is graphql.OperationType.QUERY
+
+
+class CachedGraphQL:
+    """ASGI middleware for the GraphQL route: answers anonymous queries from the cache."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        cache: ResponseCache,
+        versions: VersionReads,
+        cache_control: str,
+        on_lookup: Callable[[str], None] = lambda _result: None,
+    ) -> None:
+        self.app = app
+        self.cache = cache
+        self.versions = versions
+        self.cache_control = cache_control
+        self.on_lookup = on_lookup  # "hit", "miss" or "bypass", for metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("GET", "POST")
+            or "authorization" in headers
+            or "text/html" in headers.get("accept", "")  # GraphiQL's page
+        ):
+            await self.app(scope, receive, send)
+            return
+        body, more = await _read_up_to(receive, MAX_REQUEST_BYTES)
+        replay = _replaying(body, more, receive)
+        key = _request_key(scope, headers, body)
+        # Only queries are ever kept, so a known request needn't be parsed again.
+        if more or not (self.cache.knows(key) or is_query(_graphql_request(scope, body))):
+            self.on_lookup("bypass")
+            await self.app(scope, replay, send)
+            return
+        try:
+            version = await self.versions.current()
+        except DatabaseUnavailable:
+            self.on_lookup("bypass")  # let the query itself say the database is down
+            await self.app(scope, replay, send)
+            return
+        answer = self.cache.get(version, key)
+        self.on_lookup("miss" if answer is None else "hit")
+        if answer is None:
+            answer = await self._run_and_keep(scope, replay, send, version, key)
+            if answer is None:
+                return  # already sent as Strawberry made it
+        await self._send_answer(scope, headers, answer, send)
+
+    async def _run_and_keep(
+        self, scope: Scope, receive: Receive, send: Send, version: int, key: bytes
+    ) -> CachedAnswer | None:
+        """Run the query; keep and return a clean 200 answer, or send any other as is."""
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        assert start is not None
+        body = b"".join(chunks)
+        if start["status"] == 200 and _without_errors(body):
+            answer = CachedAnswer(body, etag_of(body))
+            self.cache.put(version, key, answer)
+            return answer
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+        return None
+
+    async def _send_answer(
+        self, scope: Scope, headers: Headers, answer: CachedAnswer, send: Send
+    ) -> None:
+        response_headers = [(b"content-type", b"application/json")]
+        status, body = 200, answer.body
+        if scope["method"] == "GET":
+            response_headers += [
+                (b"etag", answer.etag.encode()),
+                (b"cache-control", self.cache_control.encode()),
+            ]
+            if answer.etag in headers.get("if-none-match", ""):
+                status, body = 304, b""
+        response_headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _without_errors(body: bytes) -> bool:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and "errors" not in answer
+
+
+async def _read_up_to(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The request body up to `limit` bytes, and whether more is left unread."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return body, False
+        if len(body) > limit:
+            return body, True
+
+
+def _replaying(body: bytes, more: bool, receive: Receive) -> Receive:
+    """`receive` for the app: the part of the body already read, then the rest."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return replay
+
+
+def _request_key(scope: Scope, headers: Headers, body: bytes) -> bytes:
+    """What makes two requests the same: method, host (links to this service carry it),
+    query string and body."""
+    parts = [
+        scope["method"].encode(),
+        headers.get("host", "").encode(),
+        headers.get("x-forwarded-proto", "").encode(),
+        scope.get("query_string", b""),
+        body,
+    ]
+    return hashlib.sha256(b"\0".join(parts)).digest()
+
+
+def _graphql_request(scope: Scope, body: bytes) -> dict[str, Any] | None:
+    """The GraphQL request (query, operationName, variables) of a GET or POST, if readable."""
+    if scope["method"] == "GET":
+        return dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return None
+    return request if isinstance(request, dict) else None

@@ -1,0 +1,156 @@
+"""The response cache: fast repeats of public queries, never a stale or a hidden answer."""
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from replay_catalog.response_cache import VersionReads
+from tests.catalog_client import (
+    ADMIN_TOKEN,
+    BASE,
+    CatalogClient,
+    cut,
+    make_settings,
+    push,
+    recording,
+)
+
+pytestmark = pytest.mark.anyio
+
+ROOMS = "{ rooms(first: 20) { edges { node { kind stream { streamId } broadcast { id } } } } }"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def streams_of(body: dict[str, Any]) -> list[str]:
+    return [edge["node"]["stream"]["streamId"] for edge in body["data"]["rooms"]["edges"]]
+
+
+async def rooms_and_reads(catalog: CatalogClient, **headers: str) -> tuple[list[str], list[str]]:
+    """The room list's streams, and the SELECTs that answering it ran."""
+    with catalog.counting_statements(selects_only=True) as statements:
+        answer = await catalog.http.post("/graphql", json={"query": ROOMS}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return streams_of(answer.json()), statements
+
+
+async def test_a_repeated_room_list_is_answered_from_the_cache_until_a_callback_lands(
+    catalog: CatalogClient,
+) -> None:
+    await catalog.send_all([recording("2121_a", "a1", BASE, BASE + 60), cut("2121_a", BASE + 60)])
+    first, computed = await rooms_and_reads(catalog)
+    again, cached = await rooms_and_reads(catalog)
+    assert first == again == ["2121_a"]
+    assert len(computed) > 1
+    # At most the catalog version (on SQLite it is read outside the engine), nothing else.
+    assert len(cached) <= 1 and all("catalog_version" in read for read in cached)
+
+    # Acknowledged, so the very next read must show it.
+    assert (await catalog.send(push("2121_b", BASE + 100))).status_code == 200
+    assert (await rooms_and_reads(catalog))[0] == ["2121_b", "2121_a"]
+
+
+async def test_a_write_through_another_process_is_seen_at_once(
+    catalog: CatalogClient, database_url: str
+) -> None:
+    await catalog.send(recording("2121_a", "a1", BASE, BASE + 60))
+    assert (await rooms_and_reads(catalog))[0] == ["2121_a"]
+    # Another replica (or `replay-catalog reprocess`) on the same database.
+    async with CatalogClient.started(make_settings(database_url)) as other:
+        assert (await other.send(push("2121_b", BASE + 100))).status_code == 200
+    assert (await rooms_and_reads(catalog))[0] == ["2121_b", "2121_a"]
+
+
+async def test_hidden_replays_never_leak_through_the_cache(catalog: CatalogClient) -> None:
+    await catalog.send_all(
+        [
+            recording("2121_a", "a1", BASE, BASE + 60),
+            recording("2121_b", "b1", BASE + 100, BASE + 160),
+        ]
+    )
+    answer = await catalog.http.post("/graphql", json={"query": ROOMS})
+    hidden_id = answer.json()["data"]["rooms"]["edges"][0]["node"]["broadcast"]["id"]
+    hide = """mutation($id: ID!) { curateBroadcast(id: $id, hidden: true) { hidden } }"""
+    hidden = await catalog.http.post(
+        "/graphql", json={"query": hide, "variables": {"id": hidden_id}}, headers=ADMIN
+    )
+    assert hidden.json() == {"data": {"curateBroadcast": {"hidden": True}}}
+
+    # The admin sees it; that answer is never given to the public, nor the other way round.
+    assert (await rooms_and_reads(catalog, **ADMIN))[0] == ["2121_b", "2121_a"]
+    assert (await rooms_and_reads(catalog))[0] == ["2121_a"]
+    assert (await rooms_and_reads(catalog))[0] == ["2121_a"]
+    assert (await rooms_and_reads(catalog, **ADMIN))[0] == ["2121_b", "2121_a"]
+
+
+async def test_get_answers_revalidate_with_their_etag(catalog: CatalogClient) -> None:
+    await catalog.send(recording("2121_a", "a1", BASE, BASE + 60))
+    first = await catalog.http.get("/graphql", params={"query": ROOMS})
+    assert first.status_code == 200 and streams_of(first.json()) == ["2121_a"]
+    assert first.headers["cache-control"] == "no-cache"
+    etag = first.headers["etag"]
+
+    unchanged = await catalog.http.get(
+        "/graphql", params={"query": ROOMS}, headers={"If-None-Match": etag}
+    )
+    assert unchanged.status_code == 304 and unchanged.content == b""
+
+    await catalog.send(push("2121_b", BASE + 100))
+    changed = await catalog.http.get(
+        "/graphql", params={"query": ROOMS}, headers={"If-None-Match": etag}
+    )
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert streams_of(changed.json()) == ["2121_b", "2121_a"]
+
+
+async def test_cache_control_max_age_is_configurable(database_url: str) -> None:
+    settings = make_settings(database_url, graphql_cache_max_age_seconds=30)
+    async with CatalogClient.started(settings) as catalog:
+        answer = await catalog.http.get("/graphql", params={"query": ROOMS})
+    assert answer.headers["cache-control"] == "public, max-age=30"
+
+
+async def test_mutations_and_failed_queries_are_never_cached(catalog: CatalogClient) -> None:
+    upsert = 'mutation { upsertAnchor(input: {userId: "amy", nickname: "Amy"}) { nickname } }'
+    for _ in range(2):
+        with catalog.counting_statements() as statements:
+            answer = await catalog.http.post("/graphql", json={"query": upsert}, headers=ADMIN)
+        assert answer.json() == {"data": {"upsertAnchor": {"nickname": "Amy"}}}
+        assert any("anchor" in statement for statement in statements)
+
+    bad_page = "{ rooms(first: 1000) { edges { cursor } } }"
+    for _ in range(2):
+        answer = await catalog.http.post("/graphql", json={"query": bad_page})
+        assert "errors" in answer.json()
+
+
+async def test_without_the_cache_every_read_is_computed(database_url: str) -> None:
+    settings = make_settings(database_url, response_cache_entries=0)
+    async with CatalogClient.started(settings) as catalog:
+        await catalog.send(recording("2121_a", "a1", BASE, BASE + 60))
+        for _ in range(2):
+            _, reads = await rooms_and_reads(catalog)
+            assert len(reads) > 1 and not any("catalog_version" in read for read in reads)
+
+
+async def test_a_version_read_serves_only_requests_that_came_before_it_started() -> None:
+    version = 0
+    release = asyncio.Event()
+
+    async def read() -> int:
+        nonlocal version
+        version += 1
+        seen = version
+        await release.wait()
+        return seen
+
+    reads = VersionReads(read)
+    first = asyncio.ensure_future(reads.current())
+    await asyncio.sleep(0)  # the first read is under way
+    later = [asyncio.ensure_future(reads.current()) for _ in range(5)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await first == 1
+    # Those who came while read 1 ran share read 2, which started after they came.
+    assert [await request for request in later] == [2] * 5
+    assert version == 2
