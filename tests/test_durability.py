@@ -10,24 +10,30 @@ import asyncio
 import itertools
 import os
 import random
+import shutil
 import signal
 import subprocess
-import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import anyio
 import anyio.to_process
+import asyncpg
 import httpx
 import pytest
+from sqlmodel import col, select
 
+from storage import InboxEntry
+from storage.database import UNAVAILABLE_MESSAGE, Database
+from storage.migrate import upgrade_to_head
 from tests.catalog_client import (
     BASE,
-    CALLBACK_KEY,
     CatalogClient,
     cut,
     make_settings,
@@ -36,7 +42,7 @@ from tests.catalog_client import (
     screenshot,
     sign,
 )
-from tests.test_cli import free_port
+from tests.servers import free_port, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -174,9 +180,7 @@ async def test_a_storm_of_concurrent_duplicated_callbacks_builds_the_same_catalo
     sent = deliveries(events, seed=7)
 
     async def storm() -> dict[str, Any]:
-        started = time.monotonic()
         statuses = await deliver(catalog.http, sent)
-        print(f"storm: {len(sent)} callbacks in {time.monotonic() - started:.1f} s")
         refused = [
             (status, payload)
             for status, payload in zip(statuses, sent, strict=True)
@@ -219,52 +223,6 @@ def assert_same_catalog(seen: dict[str, Any], expected: dict[str, Any]) -> None:
             f"  expected {expected['rooms'][at : at + 1]}",
         ]
     pytest.fail("\n".join(report), pytrace=False)
-
-
-COMMAND = [sys.executable, "-m", "replay_catalog.cli"]
-
-
-@asynccontextmanager
-async def serving(
-    database_url: str, cwd: Path
-) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
-    """`replay-catalog serve` on a free loopback port, ready; killed on leaving if still up."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "CALLBACK_KEY": CALLBACK_KEY,
-        "LOG_LEVEL": "WARNING",
-        # The test's events are dated around BASE, weeks ago: rooms whose cut-off is
-        # missing stay live, as in the in-process reference (make_settings).
-        "LIVE_SILENCE_SECONDS": "0",
-        "RECONCILE_INTERVAL_SECONDS": "0",
-    }
-    log = (cwd / f"serve-{port}.log").open("wb")
-    server = await anyio.to_thread.run_sync(
-        lambda: subprocess.Popen(  # noqa: S603 - our own command
-            [*COMMAND, "serve", "--port", str(port)], env=env, cwd=cwd, stdout=log, stderr=log
-        )
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base_url) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None, f"serve exited: {(cwd / log.name).read_text()}"
-                assert time.monotonic() < deadline, "serve did not become ready"
-                await anyio.sleep(0.1)
-        yield server, base_url
-    finally:
-        if server.poll() is None:
-            server.kill()
-        await anyio.to_thread.run_sync(server.wait)
-        log.close()
 
 
 def covered(moment: int, broadcasts: list[dict[str, Any]]) -> bool:
@@ -330,20 +288,24 @@ async def test_every_acknowledged_callback_survives_a_killed_server(
         if len(answered) == len(sent) // 3:
             kill[0].send_signal(signal.SIGKILL)
 
+    # The test's events are dated weeks ago: rooms whose cut-off is missing stay live, as in
+    # the in-process reference (make_settings).
+    settings = {"LIVE_SILENCE_SECONDS": "0"}
+
     async def crash_and_recover() -> dict[str, Any]:
         async with (
-            serving(another_database_url, tmp_path) as (server, base_url),
-            httpx.AsyncClient(base_url=base_url, timeout=30) as http,
+            serving(another_database_url, tmp_path, **settings) as server,
+            httpx.AsyncClient(base_url=server.base_url, timeout=30) as http,
         ):
-            kill.append(server)
+            kill.append(server.process)
             statuses = await deliver(http, sent, on_answer=kill_at_a_third)
         assert set(statuses) <= {200, None}, "until the kill, every callback is answered 200"
         acknowledged = [e for e, status in zip(sent, statuses, strict=True) if status == 200]
         assert len(sent) // 3 <= len(acknowledged) < len(sent) - 32, "killed in the middle"
 
         async with (
-            serving(another_database_url, tmp_path) as (_, base_url),
-            CatalogClient.at(base_url, another_database_url) as restarted,
+            serving(another_database_url, tmp_path, **settings) as server,
+            CatalogClient.at(server.base_url, another_database_url) as restarted,
         ):
             lost = await missing_from(restarted, acknowledged)
             assert not lost, f"{len(lost)} of {len(acknowledged)} acknowledged lost: {lost[:3]}"
@@ -355,3 +317,216 @@ async def test_every_acknowledged_callback_survives_a_killed_server(
     recovered = await crash_and_recover()
     await catalog.send_all(events)
     assert_same_catalog(recovered, await catalog.snapshot(streams))
+
+
+@dataclass
+class Outage:
+    """A database the test can take away and give back (`begin`, `end`) without the app
+    knowing, and a second fresh one of the same kind to build the reference catalog in."""
+
+    url: str
+    reference_url: str
+    begin: Callable[[], Awaitable[None]]
+    end: Callable[[], Awaitable[None]]
+    # A stopped server answers nothing; a read-only SQLite file still serves reads.
+    reads_fail: bool
+
+
+def immutable_files_work(directory: Path) -> bool:
+    """Whether `chattr +i` makes a file unwritable here, even for root (who ignores
+    permissions): it needs CAP_LINUX_IMMUTABLE and a file system that has the flag."""
+    probe = directory / "immutable-probe"
+    probe.write_text("probe")
+    if subprocess.run(["chattr", "+i", str(probe)], capture_output=True).returncode:  # noqa: S603, S607
+        return False
+    try:
+        with probe.open("a") as attempt:
+            attempt.write("written anyway")
+    except OSError:
+        return True
+    finally:
+        subprocess.run(["chattr", "-i", str(probe)], check=True)  # noqa: S603, S607
+    return False
+
+
+def read_only_sqlite(directory: Path, template: Path) -> Iterator[Outage]:
+    """A SQLite catalog made unwritable with `chattr +i` on the database and its WAL
+    (root ignores file permissions), and writable again with `chattr -i`."""
+    if shutil.which("chattr") is None or not immutable_files_work(directory):
+        pytest.skip("cannot make a file unwritable for this user here (chattr +i)")
+    path, reference = directory / "catalog.db", directory / "reference.db"
+    shutil.copy(template, path)
+    shutil.copy(template, reference)
+    files = [str(path), f"{path}-wal"]
+
+    async def chattr(flag: str) -> None:
+        await anyio.run_process(["chattr", flag, *files])
+
+    try:
+        yield Outage(
+            url=f"sqlite+aiosqlite:///{path}",
+            reference_url=f"sqlite+aiosqlite:///{reference}",
+            begin=lambda: chattr("+i"),
+            end=lambda: chattr("-i"),
+            reads_fail=False,
+        )
+    finally:
+        subprocess.run(["chattr", "-i", *files], capture_output=True)  # noqa: S603, S607
+
+
+def postgres_programs() -> Path:
+    """The newest installed PostgreSQL's bin directory (Debian's layout)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+        key=lambda program: int(program.parts[-3]) if program.parts[-3].isdigit() else 0,
+    )
+    if not found:
+        pytest.fail(
+            "no PostgreSQL server programs in /usr/lib/postgresql/*/bin (apt-get install "
+            'postgresql), or deselect these tests with -m "not postgres"',
+            pytrace=False,
+        )
+    return found[-1].parent
+
+
+def stopped_postgres() -> Iterator[Outage]:
+    """A PostgreSQL server of the test's own (initdb and pg_ctl in a temporary directory,
+    on a free port), stopped with `pg_ctl stop -m immediate` (as a crash would) and
+    started again. Never the machine's shared server, which other tests use."""
+    programs = postgres_programs()
+    # PostgreSQL refuses to run as root: run it as the postgres user when we are root.
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    directory = Path(tempfile.mkdtemp(prefix="replay-catalog-pg-"))
+    if as_owner:
+        shutil.chown(directory, "postgres", "postgres")
+    data, port = directory / "data", free_port()
+    pg_ctl = [*as_owner, str(programs / "pg_ctl"), "--pgdata", str(data), "--wait"]
+    start = [*pg_ctl, "--log", str(directory / "server.log"), "start", "--options",
+             f"-p {port} -k {directory} -c listen_addresses=127.0.0.1"]  # fmt: skip
+    stop = [*pg_ctl, "stop", "--mode", "immediate"]
+    server = f"postgresql+asyncpg://postgres@127.0.0.1:{port}"
+    try:
+        subprocess.run(  # noqa: S603
+            [*as_owner, str(programs / "initdb"), "--pgdata", str(data), "--username",
+             "postgres", "--auth", "trust", "--encoding", "UTF8", "--no-sync"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        subprocess.run(start, check=True, capture_output=True)  # noqa: S603
+
+        async def prepare() -> None:
+            admin = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+            await admin.execute("CREATE DATABASE catalog")
+            await admin.execute("CREATE DATABASE reference")
+            await admin.close()
+            for name in ("catalog", "reference"):
+                database = Database(f"{server}/{name}")
+                await upgrade_to_head(database)
+                await database.dispose()
+
+        anyio.run(prepare)
+
+        async def run(command: list[str]) -> None:
+            await anyio.run_process(command)
+
+        yield Outage(
+            url=f"{server}/catalog",
+            reference_url=f"{server}/reference",
+            begin=lambda: run(stop),
+            end=lambda: run(start),
+            reads_fail=True,
+        )
+    finally:
+        subprocess.run(stop, capture_output=True)  # noqa: S603 - stopped already is fine
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
+    if request.param == "sqlite":
+        yield from read_only_sqlite(tmp_path, request.getfixturevalue("sqlite_template"))
+    else:
+        yield from stopped_postgres()
+
+
+async def test_while_the_database_is_away_callbacks_get_503_and_once_back_200_without_restart(
+    outage: Outage,
+) -> None:
+    events = storm_events(seed=20261127, streams=30)
+    streams = stream_ids_of(events)
+    sent = [sign(event) for event in events]
+    random.Random(5).shuffle(sent)
+    # Sent while the database is away, and retried once it is back.
+    late = recording("2121_outage", "outage-file", BASE + 30, BASE + 90, "mp4")
+
+    async with CatalogClient.started(make_settings(outage.url)) as catalog:
+        away = asyncio.Event()
+
+        answered: list[int | None] = []
+
+        def note(status: int | None) -> None:
+            answered.append(status)
+            if len(answered) == len(sent) // 3:
+                away.set()
+
+        async def take_the_database_away() -> None:
+            await away.wait()
+            await outage.begin()
+
+        statuses, _ = await asyncio.gather(
+            deliver(catalog.http, sent, on_answer=note), take_the_database_away()
+        )
+        # Stored (200) or not (503, so that Tencent retries): never anything else.
+        assert set(statuses) == {200, 503}, statuses
+        acknowledged = [e for e, status in zip(sent, statuses, strict=True) if status == 200]
+        known = {"streamId": acknowledged[0]["stream_id"]}
+
+        started = time.monotonic()
+        refused = await catalog.post_callback(sign(late))
+        assert refused.status_code == 503, refused.text
+        assert time.monotonic() - started < 5, "answered well within Tencent's 20 s"
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.json() == {"code": 503, "message": UNAVAILABLE_MESSAGE}
+        answer = await catalog.http.post(
+            "/graphql",
+            json={
+                "query": "query($streamId: String!) { stream(streamId: $streamId) { streamId } }",
+                "variables": known,
+            },
+        )
+        if outage.reads_fail:
+            assert (await catalog.http.get("/readyz")).status_code == 503
+            assert answer.json()["errors"] == [
+                {"message": UNAVAILABLE_MESSAGE, "locations": ANY, "path": ["stream"]}
+            ]
+            for leak in ("Traceback", "SELECT", "sqlalchemy", "asyncpg", "sqlite3"):
+                assert leak not in answer.text
+        else:  # the catalog can still be read
+            assert answer.json() == {"data": {"stream": known}}
+
+        await outage.end()
+        # The same app, not restarted: the first callback is stored again.
+        retried = await catalog.post_callback(sign(late))
+        assert retried.status_code == 200, retried.text
+        assert (await catalog.http.get("/readyz")).status_code == 200
+        # Away and back again while nobody calls: every pooled connection is stale now,
+        # and still the next callback (another retry) is stored.
+        await outage.begin()
+        await outage.end()
+        assert (await catalog.post_callback(sign(late))).status_code == 200
+        inbox = await catalog.database.scalars(
+            select(InboxEntry).where(col(InboxEntry.stream_id) == late["stream_id"])
+        )
+        assert len(inbox) == 1, "the event sent during the outage is stored once"
+        (broadcast,) = await catalog.broadcasts(late["stream_id"])
+        assert [r["fileId"] for r in broadcast["recordings"]] == ["outage-file"]
+
+        assert not await missing_from(catalog, acknowledged)
+        # Tencent retries every callback that got no 200.
+        unstored = [e for e, status in zip(sent, statuses, strict=True) if status != 200]
+        assert set(await deliver(catalog.http, unstored)) == {200}
+        recovered = await catalog.snapshot([*streams, late["stream_id"]])
+
+    expected = await reference_snapshot(
+        outage.reference_url, [*events, late], [*streams, late["stream_id"]]
+    )
+    assert_same_catalog(recovered, expected)
