@@ -275,7 +275,7 @@ FILE_QUERY = """query($fileId: String!) {
 async def test_every_acknowledged_callback_survives_a_killed_server(
     catalog: CatalogClient, another_database_url: str, tmp_path: Path
 ) -> None:
-    events = storm_events(seed=20261126, streams=60)
+    events = storm_events(seed=20261126, streams=40)
     streams = stream_ids_of(events)
     sent = [sign(event) for event in events]
     random.Random(11).shuffle(sent)
