@@ -280,41 +280,38 @@ async def test_every_acknowledged_callback_survives_a_killed_server(
     sent = [sign(event) for event in events]
     random.Random(11).shuffle(sent)
 
-    answered: list[int | None] = []
-    kill: list[subprocess.Popen[bytes]] = []
-
-    def kill_at_a_third(status: int | None) -> None:
-        answered.append(status)
-        if len(answered) == len(sent) // 3:
-            kill[0].send_signal(signal.SIGKILL)
-
     # The test's events are dated weeks ago: rooms whose cut-off is missing stay live, as in
     # the in-process reference (make_settings).
     settings = {"LIVE_SILENCE_SECONDS": "0"}
 
-    async def crash_and_recover() -> dict[str, Any]:
-        async with (
-            serving(another_database_url, tmp_path, **settings) as server,
-            httpx.AsyncClient(base_url=server.base_url, timeout=30) as http,
-        ):
-            kill.append(server.process)
-            statuses = await deliver(http, sent, on_answer=kill_at_a_third)
-        assert set(statuses) <= {200, None}, "until the kill, every callback is answered 200"
-        acknowledged = [e for e, status in zip(sent, statuses, strict=True) if status == 200]
-        assert len(sent) // 3 <= len(acknowledged) < len(sent) - 32, "killed in the middle"
+    async with (
+        serving(another_database_url, tmp_path, **settings) as server,
+        httpx.AsyncClient(base_url=server.base_url, timeout=30) as http,
+    ):
+        answered = 0
 
-        async with (
-            serving(another_database_url, tmp_path, **settings) as server,
-            CatalogClient.at(server.base_url, another_database_url) as restarted,
-        ):
-            lost = await missing_from(restarted, acknowledged)
-            assert not lost, f"{len(lost)} of {len(acknowledged)} acknowledged lost: {lost[:3]}"
-            # Tencent retries what it got no 200 for; here everything is sent again.
-            again = await deliver(restarted.http, [sign(event) for event in events])
-            assert set(again) == {200}
-            return await restarted.snapshot(streams)
+        def kill_at_a_third(_status: int | None) -> None:
+            nonlocal answered
+            answered += 1
+            if answered == len(sent) // 3:
+                server.process.send_signal(signal.SIGKILL)
 
-    recovered = await crash_and_recover()
+        statuses = await deliver(http, sent, on_answer=kill_at_a_third)
+    assert set(statuses) <= {200, None}, "until the kill, every callback is answered 200"
+    acknowledged = [e for e, status in zip(sent, statuses, strict=True) if status == 200]
+    assert len(sent) // 3 <= len(acknowledged) < len(sent) - 32, "killed in the middle"
+
+    async with (
+        serving(another_database_url, tmp_path, **settings) as server,
+        CatalogClient.at(server.base_url, another_database_url) as restarted,
+    ):
+        lost = await missing_from(restarted, acknowledged)
+        assert not lost, f"{len(lost)} of {len(acknowledged)} acknowledged lost: {lost[:3]}"
+        # Tencent retries what it got no 200 for; here everything is sent again.
+        again = await deliver(restarted.http, [sign(event) for event in events])
+        assert set(again) == {200}
+        recovered = await restarted.snapshot(streams)
+
     await catalog.send_all(events)
     assert_same_catalog(recovered, await catalog.snapshot(streams))
 
@@ -459,21 +456,21 @@ async def test_while_the_database_is_away_callbacks_get_503_and_once_back_200_wi
     late = recording("2121_outage", "outage-file", BASE + 30, BASE + 90, "mp4")
 
     async with CatalogClient.started(make_settings(outage.url)) as catalog:
-        away = asyncio.Event()
+        a_third_answered = asyncio.Event()
+        answered = 0
 
-        answered: list[int | None] = []
-
-        def note(status: int | None) -> None:
-            answered.append(status)
-            if len(answered) == len(sent) // 3:
-                away.set()
+        def count(_status: int | None) -> None:
+            nonlocal answered
+            answered += 1
+            if answered == len(sent) // 3:
+                a_third_answered.set()
 
         async def take_the_database_away() -> None:
-            await away.wait()
+            await a_third_answered.wait()
             await outage.begin()
 
         statuses, _ = await asyncio.gather(
-            deliver(catalog.http, sent, on_answer=note), take_the_database_away()
+            deliver(catalog.http, sent, on_answer=count), take_the_database_away()
         )
         # Stored (200) or not (503, so that Tencent retries): never anything else.
         assert set(statuses) == {200, 503}, statuses
