@@ -1,5 +1,6 @@
 """The async engine, sessions for reading and writing, and dialect-aware upserts."""
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -112,6 +113,7 @@ class Database:
         # every replica's transactions).
         self.changes = ChangeFeed(url)
         self._version_reader: sqlite3.Connection | None = None
+        self._sqlite_writers = asyncio.Lock() if self.is_sqlite else None
 
     def unavailable(self, failure: BaseException) -> DatabaseUnavailable:
         """Tell the outage listeners, and give the exception to raise for it."""
@@ -135,16 +137,33 @@ class Database:
 
         An outage raises DatabaseUnavailable; any other database error is raised as is.
         """
-        with self._outages_as_unavailable():
-            async with AsyncSession(self._writer, expire_on_commit=False) as session:
-                async with session.begin():
-                    yield session
-                for change in committed_announcements(session):
-                    self.changes.deliver(change)
-            # Only now, committed, may cached answers computed before this write go
-            # stale; raised before the caller acknowledges anything.
-            async with self._writer.begin() as connection:
-                await raise_version(connection)
+        async with self._writers_in_turn():
+            with self._outages_as_unavailable():
+                async with AsyncSession(self._writer, expire_on_commit=False) as session:
+                    async with session.begin():
+                        yield session
+                    for change in committed_announcements(session):
+                        self.changes.deliver(change)
+                # Only now, committed, may cached answers computed before this write go
+                # stale; raised before the caller acknowledges anything.
+                async with self._writer.begin() as connection:
+                    await raise_version(connection)
+
+    @asynccontextmanager
+    async def _writers_in_turn(self) -> AsyncIterator[None]:
+        """On SQLite, this process's writers queue here for the one write lock.
+
+        SQLite lets one writer in at a time and has the others poll for the lock
+        with growing sleeps (busy_timeout), which under a burst of callbacks costs
+        seconds. Queued in-process, they take the lock one after the other at once;
+        writers in other processes (the CLI) still meet the database's own lock.
+        PostgreSQL writers run concurrently, serialised per stream by row locks.
+        """
+        if self._sqlite_writers is None:
+            yield
+            return
+        async with self._sqlite_writers:
+            yield
 
     async def scalars(self, statement: Executable) -> list[Any]:
         """Run one read query on a pooled connection of its own.
