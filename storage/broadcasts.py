@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, Select, func, or_, update
+from sqlalchemy import ColumnElement, Index, Select, func, or_, text, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
@@ -28,7 +28,15 @@ REPLAY_RANKS = (ROOM_RANK_FEATURED, ROOM_RANK_REPLAY)
 class Broadcast(SQLModel, table=True):
     __tablename__ = "broadcast"
     __table_args__ = (
-        Index("ix_broadcast_room_order", "room_rank", "room_time", "id"),
+        # The room list's order (storage.keyset negates the ascending room_rank).
+        Index(
+            "ix_broadcast_room_list",
+            text("(-room_rank)"),
+            "room_time",
+            "id",
+            postgresql_where=text("room_rank IS NOT NULL"),
+            sqlite_where=text("room_rank IS NOT NULL"),
+        ),
         Index("ix_broadcast_stream_started", "stream_pk", "started_at", "id"),
         Index("ix_broadcast_replay_order", "stream_pk", "room_rank", "ended_at", "id"),
         Index("ix_broadcast_live_last_seen", "is_live", "last_seen_at"),

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Select, String, TypeDecorator, and_, false, or_
+from sqlalchemy import DateTime, Integer, Select, String, TypeDecorator, and_, false, or_, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel
 
@@ -42,6 +42,18 @@ class Listing:
     def page(self, query: Select[Any], after: Sequence[Any] | None, limit: int) -> Select[Any]:
         """`query` restricted to the `limit + 1` rows after `after` (one more tells if a
         next page exists)."""
+        keys = self._descending_keys()
+        if keys is not None:
+            # One row comparison an index on the keys can start from, instead of an OR
+            # that PostgreSQL can only filter with (reading every row before `after`).
+            if after is not None:
+                values = [
+                    v if descending else -v
+                    for v, (_, descending) in zip(after, self.order, strict=True)
+                ]
+                # A plain tuple: each value is bound with its column's type.
+                query = query.where(tuple_(*keys) < tuple(values))
+            return query.order_by(*(key.desc() for key in keys)).limit(limit + 1)
         if after is not None:
             query = query.where(self._after(after))
         ordering = [
@@ -49,6 +61,20 @@ class Listing:
             for name, descending in self.order
         ]
         return query.order_by(*ordering).limit(limit + 1)
+
+    def _descending_keys(self) -> list[ColumnElement[Any]] | None:
+        """The order as descending keys, an ascending integer column negated (room_rank);
+        None if some ascending column cannot be turned around."""
+        keys: list[ColumnElement[Any]] = []
+        for name, descending in self.order:
+            column = self.column(name)
+            if descending:
+                keys.append(column)
+            elif isinstance(column.type, Integer):
+                keys.append(-column)
+            else:
+                return None
+        return keys
 
     def _after(self, position: Sequence[Any]) -> ColumnElement[bool]:
         """(a > x) or (a = x and b > y) or ..., each comparison in its own direction."""

@@ -1,10 +1,24 @@
 """The room list, an anchor's replays, a stream's broadcasts and its recording files."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 
-from tests.catalog_client import ADMIN_TOKEN, BASE, CatalogClient, cut, iso, push, recording
+from storage.broadcasts import RoomFilter, rooms_query
+from tests.catalog_client import (
+    ADMIN_TOKEN,
+    BASE,
+    CatalogClient,
+    cut,
+    iso,
+    make_settings,
+    push,
+    recording,
+)
+from tests.conftest import fresh_postgres_database
 
 pytestmark = pytest.mark.anyio
 
@@ -314,3 +328,37 @@ async def test_file_sizes_above_two_gigabytes_survive_as_floats(catalog: Catalog
     shown = {edge["node"]["fileId"]: edge["node"]["fileSize"] for edge in edges}
     assert shown == sizes
     assert all(isinstance(size, float) for size in shown.values())
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.mark.postgres
+async def test_a_page_deep_in_the_room_list_starts_at_its_cursor_in_the_index(
+    own_postgres: str,
+) -> None:
+    """At a million files a page must not read every room before its cursor (bench/SCALE.md):
+    PostgreSQL's plan walks the room-list index from the cursor, with no sort."""
+    async with CatalogClient.started(make_settings(own_postgres)) as catalog:
+        await _explain_a_deep_page(catalog)
+
+
+async def _explain_a_deep_page(catalog: CatalogClient) -> None:
+    await catalog.send_all(
+        [recording(f"2121_r{i}", f"r{i}", BASE + i * 100, BASE + i * 100 + 60) for i in range(5)]
+    )
+    [*_, last] = await catalog.database.scalars(rooms_query(RoomFilter(), None, 2))
+    after = [last.room_rank, last.room_time, last.id]
+    statement = rooms_query(RoomFilter(), after, 20).compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    async with catalog.database.engine.connect() as connection:
+        # A handful of rows would be read whole and sorted; plan as for a million.
+        for method in ("seqscan", "bitmapscan", "sort"):
+            await connection.execute(text(f"SET LOCAL enable_{method} = off"))
+        plan = "\n".join(row[0] for row in await connection.execute(text(f"EXPLAIN {statement}")))
+    assert "ix_broadcast_room_list" in plan and "Index Cond" in plan, plan
+    assert "Sort" not in plan, plan
