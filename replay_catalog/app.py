@@ -227,6 +227,16 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         except Exception as failure:
             log.warning("not ready: database did not answer (%s)", type(failure).__name__)
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        if database.writes_failing:
+            # Reads work but the last write failed (a read-only database): not ready for
+            # callbacks until a write goes through again.
+            try:
+                await database.check_writable()
+            except DatabaseUnavailable:
+                log.warning("not ready: the database cannot be written")
+                return JSONResponse(
+                    {"status": "unavailable", "database": "read-only"}, status_code=503
+                )
         return JSONResponse({"status": "ok", "database": "up"})
 
     @asynccontextmanager

@@ -114,6 +114,8 @@ class Database:
         self.changes = ChangeFeed(url)
         self._version_reader: sqlite3.Connection | None = None
         self._sqlite_writers = asyncio.Lock() if self.is_sqlite else None
+        # Whether the last write failed for an outage (a server gone, a read-only file).
+        self.writes_failing = False
 
     def unavailable(self, failure: BaseException) -> DatabaseUnavailable:
         """Tell the outage listeners, and give the exception to raise for it."""
@@ -138,16 +140,26 @@ class Database:
         An outage raises DatabaseUnavailable; any other database error is raised as is.
         """
         async with self._writers_in_turn():
-            with self._outages_as_unavailable():
-                async with AsyncSession(self._writer, expire_on_commit=False) as session:
-                    async with session.begin():
-                        yield session
-                    for change in committed_announcements(session):
-                        self.changes.deliver(change)
-                # Only now, committed, may cached answers computed before this write go
-                # stale; raised before the caller acknowledges anything.
-                async with self._writer.begin() as connection:
-                    await raise_version(connection)
+            try:
+                with self._outages_as_unavailable():
+                    async with AsyncSession(self._writer, expire_on_commit=False) as session:
+                        async with session.begin():
+                            yield session
+                        for change in committed_announcements(session):
+                            self.changes.deliver(change)
+                    # Only now, committed, may cached answers computed before this write
+                    # go stale; raised before the caller acknowledges anything.
+                    async with self._writer.begin() as connection:
+                        await raise_version(connection)
+            except DatabaseUnavailable:
+                self.writes_failing = True
+                raise
+            self.writes_failing = False
+
+    async def check_writable(self) -> None:
+        """Raise DatabaseUnavailable unless a write commits now (it raises the version)."""
+        async with self.writing():
+            pass
 
     @asynccontextmanager
     async def _writers_in_turn(self) -> AsyncIterator[None]:
