@@ -27,6 +27,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from replay_catalog.sized_lru import SizedLRU
+from storage.catalog_version import Version
 from storage.database import DatabaseUnavailable
 
 # A cached answer larger than this is not kept (a room list page is ~20 KB).
@@ -38,12 +39,12 @@ MAX_REQUEST_BYTES = 64 * 1024
 class VersionReads:
     """Reads of the catalog version, shared by the requests that arrived before each began."""
 
-    def __init__(self, read: Callable[[], Awaitable[int]]) -> None:
+    def __init__(self, read: Callable[[], Awaitable[Version]]) -> None:
         self._read = read
         self._running: asyncio.Task[None] | None = None
-        self._next: asyncio.Future[int] | None = None
+        self._next: asyncio.Future[Version] | None = None
 
-    async def current(self) -> int:
+    async def current(self) -> Version:
         """A version read that started after this call did."""
         read = self._next
         if read is None:
@@ -59,7 +60,7 @@ class VersionReads:
         assert target is not None
         self._running = asyncio.ensure_future(self._read_into(target))
 
-    async def _read_into(self, target: asyncio.Future[int]) -> None:
+    async def _read_into(self, target: asyncio.Future[Version]) -> None:
         try:
             target.set_result(await self._read())
         except Exception as failure:
@@ -80,7 +81,7 @@ class ResponseCache:
     """Answers of one catalog version, least recently used first out."""
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self._version = -1
+        self._version: Version | None = None
         self._answers: SizedLRU[bytes, CachedAnswer] = SizedLRU(
             max_entries, max_bytes, lambda answer: len(answer.body)
         )
@@ -88,18 +89,19 @@ class ResponseCache:
     def knows(self, key: bytes) -> bool:
         return key in self._answers
 
-    def get(self, version: int, key: bytes) -> CachedAnswer | None:
+    def get(self, version: Version, key: bytes) -> CachedAnswer | None:
         self._see(version)
         return self._answers.get(key) if version == self._version else None
 
-    def put(self, version: int, key: bytes, answer: CachedAnswer) -> None:
+    def put(self, version: Version, key: bytes, answer: CachedAnswer) -> None:
         self._see(version)
         if version == self._version and len(answer.body) <= MAX_ANSWER_BYTES:
             self._answers.put(key, answer)  # else computed under a version already gone
 
-    def _see(self, version: int) -> None:
-        """A newer version makes every answer kept so far useless: drop them."""
-        if version > self._version:
+    def _see(self, version: Version) -> None:
+        """A newer version (or a new epoch) makes every answer kept so far useless."""
+        current = self._version
+        if current is None or version[0] != current[0] or version[1] > current[1]:
             self._version = version
             self._answers.clear()
 
@@ -178,7 +180,7 @@ class CachedGraphQL:
         await self._send_answer(scope, headers, answer, send)
 
     async def _run_and_keep(
-        self, scope: Scope, receive: Receive, send: Send, version: int, key: bytes
+        self, scope: Scope, receive: Receive, send: Send, version: Version, key: bytes
     ) -> CachedAnswer | None:
         """Run the query; keep and return a clean 200 answer, or send any other as is."""
         start: Message | None = None

@@ -8,6 +8,9 @@ an answer computed before that write, on this replica or any other sharing the
 database. Reading it is one small statement.
 """
 
+import secrets
+from typing import Any
+
 from sqlalchemy import BigInteger, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
@@ -22,19 +25,35 @@ class CatalogVersion(SQLModel, table=True):
     id: int = Field(default=VERSION_ROW, primary_key=True)
     # 64 bits: at a thousand writes a second, 32 would run out within a month.
     version: int = Field(default=0, sa_type=BigInteger)
+    # Chosen afresh whenever the row is made (a new database, emptied tables): the
+    # version starts again from 1 then, and must not meet answers cached before.
+    epoch: str = Field(default="", max_length=32)
 
+
+# (epoch, version): what cached answers are keyed by.
+Version = tuple[str, int]
 
 RAISE_VERSION = text(
-    "INSERT INTO catalog_version (id, version) VALUES (:row, 1) "
+    "INSERT INTO catalog_version (id, version, epoch) VALUES (:row, 1, :epoch) "
     "ON CONFLICT (id) DO UPDATE SET version = catalog_version.version + 1"
 ).bindparams(row=VERSION_ROW)
-READ_VERSION = text("SELECT coalesce(max(version), 0) FROM catalog_version")
+READ_VERSION = text("SELECT epoch, version FROM catalog_version WHERE id = :row").bindparams(
+    row=VERSION_ROW
+)
+
+
+def new_epoch() -> str:
+    return secrets.token_hex(8)
 
 
 async def raise_version(connection: AsyncConnection) -> None:
     """Raise the version, in the caller's (short) transaction."""
-    await connection.execute(RAISE_VERSION)
+    await connection.execute(RAISE_VERSION, {"epoch": new_epoch()})
 
 
-async def read_version(connection: AsyncConnection) -> int:
-    return int((await connection.execute(READ_VERSION)).scalar_one())
+def version_of(row: Any) -> Version:
+    return ("", 0) if row is None else (str(row[0]), int(row[1]))
+
+
+async def read_version(connection: AsyncConnection) -> Version:
+    return version_of((await connection.execute(READ_VERSION)).first())

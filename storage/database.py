@@ -21,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.sql import Executable, text
 from sqlmodel import SQLModel
 
-from storage.catalog_version import READ_VERSION, raise_version, read_version
+from storage.catalog_version import (
+    READ_VERSION,
+    VERSION_ROW,
+    Version,
+    raise_version,
+    read_version,
+    version_of,
+)
 from storage.changefeed import ChangeFeed, committed_announcements
 
 # SQLite waits this long for another writer before giving up with "database is locked".
@@ -194,7 +201,7 @@ class Database:
             async with AsyncSession(self.engine, expire_on_commit=False) as session:
                 return list((await session.execute(statement)).all())
 
-    async def version(self) -> int:
+    async def version(self) -> Version:
         """The catalog version now (see storage/catalog_version.py)."""
         if self.is_sqlite:
             return self._sqlite_version()
@@ -202,7 +209,7 @@ class Database:
             async with self.engine.connect() as connection:
                 return await read_version(connection)
 
-    def _sqlite_version(self) -> int:
+    def _sqlite_version(self) -> Version:
         """Read on a connection of its own, in this thread: a WAL reader never waits for
         writers, and one small read costs less than a hop to aiosqlite's thread."""
         try:
@@ -211,8 +218,8 @@ class Database:
                 self._version_reader = sqlite3.connect(
                     f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=0.5
                 )
-            row = self._version_reader.execute(READ_VERSION.text).fetchone()
-            return int(row[0])
+            row = self._version_reader.execute(READ_VERSION.text, {"row": VERSION_ROW})
+            return version_of(row.fetchone())
         except sqlite3.Error as failure:
             raise self.unavailable(failure) from failure
 

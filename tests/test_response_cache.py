@@ -4,6 +4,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from replay_catalog.response_cache import VersionReads
 from tests.catalog_client import (
@@ -154,3 +155,24 @@ async def test_a_version_read_serves_only_requests_that_came_before_it_started()
     # Those who came while read 1 ran share read 2, which started after they came.
     assert [await request for request in later] == [2] * 5
     assert version == 2
+
+
+async def test_emptied_tables_never_bring_back_answers_cached_before(
+    catalog: CatalogClient,
+) -> None:
+    """Emptying the tables (as the tests do, or a restore) starts the version again from 1;
+    when it reaches the number an answer was cached under, that answer must not return."""
+    await catalog.send(push("2121_before", BASE))
+    assert (await rooms_and_reads(catalog))[0] == ["2121_before"]
+    async with catalog.database.engine.begin() as connection:
+        writes = (await connection.execute(text("SELECT version FROM catalog_version"))).scalar()
+        for table in ("push_event", "broadcast", "inbox_entry", "stream", "anchor"):
+            await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - ours
+        await connection.execute(text("DELETE FROM catalog_version"))
+    for index in range(writes):  # one version per callback: back to the same number
+        await catalog.send(push(f"2121_after{index}", BASE + 100 + index))
+    async with catalog.database.engine.connect() as connection:
+        again = (await connection.execute(text("SELECT version FROM catalog_version"))).scalar()
+    assert again == writes
+    listed, _ = await rooms_and_reads(catalog)
+    assert "2121_before" not in listed and len(listed) == writes

@@ -5,6 +5,7 @@ Revises: 0003
 Create Date: 2026-11-26 11:00:00
 """
 
+import secrets
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -21,9 +22,10 @@ def upgrade() -> None:
         "catalog_version",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.Column("epoch", sa.String(length=32), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.bulk_insert(table, [{"id": 1, "version": 1}])
+    op.bulk_insert(table, [{"id": 1, "version": 1, "epoch": secrets.token_hex(8)}])
 
 
 def downgrade() -> None:
