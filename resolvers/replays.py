@@ -58,9 +58,14 @@ class StitchedReplay:
     ended: bool  # the broadcast is over: a VOD playlist, cacheable for long
 
 
+def broadcast_global_id(broadcast_pk: int) -> str:
+    """The broadcast's global (Relay node) id."""
+    return str(relay.GlobalID(BROADCAST_TYPE_NAME, str(broadcast_pk)))
+
+
 def replay_playlist_path(broadcast_pk: int) -> str:
     """The path of a broadcast's stitched HLS playlist, as GraphQL should link it."""
-    return f"/replays/{relay.GlobalID(BROADCAST_TYPE_NAME, str(broadcast_pk))}.m3u8"
+    return f"/replays/{broadcast_global_id(broadcast_pk)}.m3u8"
 
 
 def broadcast_pk_from_global_id(global_id: str) -> int | None:

@@ -3,10 +3,10 @@
 from collections.abc import AsyncGenerator
 
 import strawberry
-from strawberry import relay
 
 from resolvers.errors import InvalidInput
 from resolvers.live_updates import catalog_changes
+from resolvers.replays import broadcast_global_id
 from schema.catalog import Broadcast, CatalogInfo, Room, Stream
 from schema.query import resolve_global_id
 
@@ -31,7 +31,7 @@ class Subscription:
                 row = await info.context.loaders.broadcast.load(broadcast_pk)
                 in_list = row is not None and row.room_rank is not None
                 yield RoomChange(
-                    broadcast_id=strawberry.ID(str(relay.GlobalID("Broadcast", str(broadcast_pk)))),
+                    broadcast_id=strawberry.ID(broadcast_global_id(broadcast_pk)),
                     room=Room.from_row(row) if row is not None and in_list else None,
                 )
 
