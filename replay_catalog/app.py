@@ -72,7 +72,12 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
         metrics: CatalogMetrics,
     ) -> None:
         super().__init__(
-            build_schema(limits, observers=[metrics.extension()]),
+            build_schema(
+                limits,
+                observers=[metrics.extension()],
+                plan_observer=metrics,
+                query_plans=settings.graphql_query_plans,
+            ),
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=settings.websocket_init_timeout_seconds),
         )

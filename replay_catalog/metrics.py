@@ -67,6 +67,13 @@ class CatalogMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.graphql_query_plans = Counter(
+            "replay_catalog_graphql_query_plans",
+            "Queries run from a compiled plan (ran), or by Strawberry after the plan gave way "
+            "(gave_way: an error to report, or something plans do not cover).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.callbacks = Counter(
             "replay_catalog_callbacks",
             "Tencent callbacks received, by event type and outcome.",
@@ -102,6 +109,9 @@ class CatalogMetrics:
 
     def cache_lookup(self, result: str) -> None:
         self.graphql_cache.labels(result).inc()
+
+    def query_plan(self, outcome: str) -> None:
+        self.graphql_query_plans.labels(outcome).inc()
 
     def callback(self, event_type: int | None, outcome: str) -> None:
         self.callbacks.labels(event_type_label(event_type), outcome).inc()

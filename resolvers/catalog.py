@@ -33,9 +33,9 @@ async def list_page(
     """One page of `query`'s rows after the cursor `after`, which must belong to `name`."""
     limit = page_size(first)
     position = decode_cursor(name, listing, after)
-    rows = await context.database.scalars(query(position, limit))
-    for row in rows:
-        if isinstance(row, Broadcast):
+    rows = await context.database.rows(query(position, limit))
+    if listing.model is Broadcast:
+        for row in rows:
             context.loaders.broadcast.prime(row.id, row)
     return make_page(name, listing, rows, limit)
 

@@ -1,4 +1,8 @@
-"""Per-request data loaders: each batch of lookups is one SQL statement."""
+"""Per-request data loaders: each batch of lookups is one SQL statement.
+
+They load read-only records (`Database.rows`), not ORM objects: a page shows what
+they hold and never changes it.
+"""
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -59,7 +63,7 @@ class Loaders:
             values_to_find = [v for v in values if not (isinstance(v, str) and "\x00" in v)]
             if not values_to_find:
                 return [None] * len(values)
-            rows = await self.database.scalars(build(values_to_find))
+            rows = await self.database.rows(build(values_to_find))
             found = {getattr(row, key): row for row in rows}
             return [found.get(value) for value in values]
 
@@ -73,12 +77,12 @@ class Loaders:
 
     async def _recordings_of_broadcasts(self, ids: Sequence[int]) -> list[list[RecordingFile]]:
         grouped: dict[int | None, list[RecordingFile]] = defaultdict(list)
-        for row in await self.database.scalars(recordings_of_broadcasts_query(ids)):
+        for row in await self.database.rows(recordings_of_broadcasts_query(ids)):
             grouped[row.broadcast_id].append(row)
         return [grouped[i] for i in ids]
 
     async def _streams_of_anchors(self, ids: Sequence[int]) -> list[list[Stream]]:
         grouped: dict[int, list[Stream]] = defaultdict(list)
-        for row in await self.database.scalars(streams_of_anchors_query(ids)):
+        for row in await self.database.rows(streams_of_anchors_query(ids)):
             grouped[row.anchor_id].append(row)
         return [grouped[i] for i in ids]

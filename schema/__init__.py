@@ -3,10 +3,13 @@
 import contextlib
 import logging
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from graphql import GraphQLError
+from graphql import GraphQLError, parse
 from strawberry import Schema
 from strawberry.extensions import (
     DisableIntrospection,
@@ -18,9 +21,10 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from resolvers.errors import CatalogError
+from resolvers.query_plans import NeedsFullExecution, QueryPlan, compile_query, run_query
 from schema.catalog import Anchor, Broadcast, RecordingFile, Stream
 from schema.mutation import Mutation
 from schema.query import Query
@@ -31,13 +35,88 @@ log = logging.getLogger("replay_catalog.graphql")
 
 
 def client_may_see(error: GraphQLError) -> bool:
-    """Validation errors, our own CatalogErrors and outages are meant for the client."""
+    """Validation errors, variables that do not fit (graphql-core's own errors), our own
+    CatalogErrors and outages are meant for the client."""
     return error.original_error is None or isinstance(
-        error.original_error, CatalogError | DatabaseUnavailable
+        error.original_error, GraphQLError | CatalogError | DatabaseUnavailable
     )
 
 
+# How many compiled query plans a process keeps (apps send a handful of documents).
+MAX_QUERY_PLANS = 256
+
+
+class PlanObserver(Protocol):
+    """Told of the operations that query plans answer (the app's metrics)."""
+
+    def graphql_operation(self, name: str | None, ok: bool, seconds: float) -> None: ...
+
+    def query_plan(self, outcome: str) -> None: ...
+
+
 class CatalogSchema(Schema):
+    """Strawberry's Schema; queries it has run once without errors run again from a
+    compiled plan (resolvers/query_plans.py), which answers the same, much faster."""
+
+    def __init__(
+        self,
+        *args: Any,
+        query_plans: bool = True,
+        plan_observer: PlanObserver | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.query_plans_enabled = query_plans
+        self.plan_observer = plan_observer
+        # (document, operation name) -> its plan, or None for one that plans do not cover.
+        self._plans: OrderedDict[tuple[str, str | None], QueryPlan | None] = OrderedDict()
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> ExecutionResult:
+        key = (query or "", operation_name)
+        plan = self._plans.get(key) if self.query_plans_enabled else None
+        if plan is not None:
+            started = time.perf_counter()
+            try:
+                data = await run_query(
+                    self._schema, plan, variable_values, context_value, root_value
+                )
+            except NeedsFullExecution as reason:
+                # Strawberry runs it again and makes the error answer.
+                log.debug("query plan gave way: %s", reason, exc_info=True)
+                if self.plan_observer is not None:
+                    self.plan_observer.query_plan("gave_way")
+            else:
+                self._plans.move_to_end(key)
+                if self.plan_observer is not None:
+                    self.plan_observer.query_plan("ran")
+                    seconds = time.perf_counter() - started
+                    self.plan_observer.graphql_operation(plan.operation_name, True, seconds)
+                return ExecutionResult(data=data, errors=None)
+        result = await super().execute(
+            query, variable_values, context_value, root_value, operation_name, *args, **kwargs
+        )
+        if self.query_plans_enabled and query and not result.errors and key not in self._plans:
+            # Strawberry has parsed and validated the document: a plan may now stand in.
+            self._plans[key] = self._compile(query, operation_name)
+            if len(self._plans) > MAX_QUERY_PLANS:
+                self._plans.popitem(last=False)
+        return result
+
+    def _compile(self, query: str, operation_name: str | None) -> QueryPlan | None:
+        try:
+            return compile_query(self._schema, parse(query), operation_name)
+        except NeedsFullExecution:
+            return None
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -88,10 +167,14 @@ class QueryLimits:
 
 
 def build_schema(
-    limits: QueryLimits | None = None, observers: Sequence[Callable[[], SchemaExtension]] = ()
+    limits: QueryLimits | None = None,
+    observers: Sequence[Callable[[], SchemaExtension]] = (),
+    plan_observer: PlanObserver | None = None,
+    query_plans: bool = True,
 ) -> Schema:
     """The schema with its limits; `observers` are extensions that wrap every operation
-    (metrics), outermost first."""
+    (metrics), outermost first, and `plan_observer` hears of the operations that ran
+    from a query plan instead, which no extension sees."""
     limits = limits or QueryLimits()
     extensions: list[Callable[[], SchemaExtension]] = [
         *observers,
@@ -113,4 +196,6 @@ def build_schema(
         subscription=Subscription,
         types=[Anchor, Stream, Broadcast, RecordingFile],
         extensions=extensions,
+        query_plans=query_plans,
+        plan_observer=plan_observer,
     )

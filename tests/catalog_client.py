@@ -197,12 +197,14 @@ class CatalogClient:
             if not selects_only or statement.lstrip().upper().startswith("SELECT"):
                 statements.append(statement)
 
-        engine = self.database.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", record)
+        engines = self.database.sync_engines
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", record)
         try:
             yield statements
         finally:
-            event.remove(engine, "before_cursor_execute", record)
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", record)
 
     async def post_callback(self, payload: Any, **kwargs: Any) -> httpx.Response:
         return await self.http.post("/callbacks/tencent", json=payload, **kwargs)

@@ -240,6 +240,28 @@ async def test_query_can_be_sent_with_get(catalog: CatalogClient) -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("variables", "says"),
+    [
+        ({"first": "two"}, "Int cannot represent non-integer value"),
+        ({"first": 2, "kind": "SOMETIMES"}, "does not exist in 'RoomKind'"),
+        ({}, "Expected a value of non-null type 'Int!' to be provided"),
+    ],
+)
+async def test_a_variable_of_the_wrong_type_gets_a_clear_error(
+    catalog: CatalogClient, variables: dict[str, Any], says: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    query = """query($first: Int!, $kind: RoomKind) {
+      rooms(first: $first, kind: $kind) { edges { cursor } } }"""
+
+    body = await catalog.graphql(query, variables)
+
+    (error,) = body["errors"]
+    assert says in error["message"], error
+    assert "Internal error" not in error["message"] and "extensions" not in error
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 async def test_mutation_cannot_be_sent_with_get(catalog: CatalogClient) -> None:
     payload = sign(recording("2121_alice", "f1", BASE, BASE + 600))
     query = "mutation($p: JSON!) { ingestTencentEvent(payload: $p) { accepted } }"
@@ -281,11 +303,12 @@ async def test_a_room_list_page_costs_a_few_statements_whatever_its_length(
     # one statement more, the catalog version, and a hit only that one).
     uncached = make_settings(database_url, response_cache_entries=0)
     async with CatalogClient.started(uncached) as computing:
-        costs = {}
-        for first in (2, 20):
+        costs = []
+        # Strawberry runs the document first; the next runs are from its query plan.
+        for first in (2, 20, 2, 20):
             with computing.counting_statements(selects_only=True) as statements:
                 data = await computing.data(ROOM_PAGE, {"first": first})
             assert len(data["rooms"]["edges"]) == first
-            costs[first] = len(statements)
+            costs.append(len(statements))
 
-    assert costs[2] == costs[20] <= 4, costs
+    assert len(set(costs)) == 1 and costs[0] <= 4, costs
