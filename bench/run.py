@@ -90,6 +90,22 @@ def catalog_events(streams: int) -> list[dict[str, object]]:
     return events
 
 
+CLI = [sys.executable, "-m", "replay_catalog.cli"]
+
+
+def service_env(database_url: str) -> dict[str, str]:
+    """The environment of a benchmarked `replay-catalog serve`."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CALLBACK_KEY": KEY,
+        "LOG_LEVEL": "WARNING",
+        "REFUSED_CALLBACKS_PER_MINUTE": "100000",
+        # Like the floor: no line per request on stdout (the service still logs callbacks).
+        "ACCESS_LOG": "false",
+    }
+
+
 def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)  # noqa: S603
     deadline = time.monotonic() + 30
@@ -145,16 +161,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="replay-bench-"))
     service_port, floor_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{work / 'bench.db'}",
-        "CALLBACK_KEY": KEY,
-        "LOG_LEVEL": "WARNING",
-        "REFUSED_CALLBACKS_PER_MINUTE": "100000",
-        # Like the floor: no line per request on stdout (the service still logs callbacks).
-        "ACCESS_LOG": "false",
-    }
-    cli = [sys.executable, "-m", "replay_catalog.cli"]
+    env = service_env(f"sqlite+aiosqlite:///{work / 'bench.db'}")
+    cli = CLI
     service = start([*cli, "serve", "--port", str(service_port)], env, service_port)
     floor = uncached = None
     try:

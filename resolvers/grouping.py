@@ -186,9 +186,19 @@ def group_broadcasts(
     screenshots: Iterable[ScreenshotFact],
     rules: GroupingRules,
     now: datetime,
+    since: datetime | None = None,
 ) -> list[BroadcastShape]:
-    """The broadcasts of one stream, oldest first, as they stand at `now`."""
+    """The broadcasts of one stream, oldest first, as they stand at `now`.
+
+    With `since` (when a broadcast of the stream starts), only the broadcasts from it
+    on: the caller passes the files and screenshots from `since` on, and every push
+    (sessions pair across the whole stream), and gets what the whole stream's
+    grouping would give for them. Broadcasts are separated by more than the reconnect
+    window, so none reaches back across the start of one.
+    """
     sessions = pair_sessions(pushes)
+    if since is not None:
+        sessions = [s for s in sessions if s.start >= since]
     file_list = sorted(files, key=lambda f: (f.start, f.end, f.file_id))
     shot_list = sorted(screenshots, key=lambda s: (s.at, s.url))
     spans = [_Span(s.start, s.end, 0, i) for i, s in enumerate(sessions)]

@@ -36,7 +36,7 @@ from resolvers.grouping import (
     group_broadcasts,
 )
 from storage import Broadcast, InboxEntry, PushEvent, RecordingFile, Screenshot, Stream
-from storage.broadcasts import broadcasts_of_stream, move_members
+from storage.broadcasts import broadcasts_of_stream, latest_start_before, move_members
 from storage.changefeed import CatalogChange, announce
 from storage.database import (
     Database,
@@ -257,7 +257,27 @@ async def apply_event(session: AsyncSession, event: CatalogEvent, rules: Groupin
     table = table_of(type(fact))
     values = fact.model_dump(exclude={"id"})
     await session.execute(insert_or_ignore(session, table, values, _fact_keys(event)))
-    await regroup_stream(session, stream, rules)
+    await regroup_stream(
+        session, stream, rules, since=await _regroup_from(session, event, stream.id)
+    )
+
+
+async def _regroup_from(
+    session: AsyncSession, event: CatalogEvent, stream_pk: int
+) -> datetime | None:
+    """Where a new fact can change the stream's broadcasts from: the start of the last
+    broadcast that started before it (None: the whole stream).
+
+    A file or screenshot joins, extends or bridges broadcasts around its own time and
+    never an earlier one, so regrouping costs the same for a stream with a long
+    history as for a new one. A push or cut-off may pair with any other push of the
+    stream, so it regroups the whole stream.
+    """
+    if isinstance(event, RecordingFileReady):
+        return await latest_start_before(session, stream_pk, event.start_time)
+    if isinstance(event, ScreenshotTaken):
+        return await latest_start_before(session, stream_pk, event.taken_at)
+    return None
 
 
 def _fact_row(event: CatalogEvent, stream_pk: int) -> PushEvent | RecordingFile | Screenshot:
@@ -312,13 +332,18 @@ def _fact_keys(event: CatalogEvent) -> list[str]:
 
 
 async def regroup_stream(
-    session: AsyncSession, stream: Stream, rules: GroupingRules, now: datetime | None = None
+    session: AsyncSession,
+    stream: Stream,
+    rules: GroupingRules,
+    now: datetime | None = None,
+    since: datetime | None = None,
 ) -> None:
-    """Derive the stream's broadcasts from all its facts, as of `now`, and write what changed."""
+    """Derive the stream's broadcasts from its facts, as of `now`, and write what changed:
+    all of them, or those from the one that starts at `since` on (see group_broadcasts)."""
     assert stream.id is not None
     pushes = await pushes_of_stream(session, stream.id)
-    files = await files_of_stream(session, stream.id)
-    shots = await screenshots_of_stream(session, stream.id)
+    files = await files_of_stream(session, stream.id, since)
+    shots = await screenshots_of_stream(session, stream.id, since)
     shapes = group_broadcasts(
         [
             PushFact(p.id or 0, p.event_type, p.event_time, p.sequence, p.push_duration_ms)
@@ -331,8 +356,9 @@ async def regroup_stream(
         [ScreenshotFact(s.id or 0, s.taken_at, s.url) for s in shots],
         rules,
         now or utc_now(),
+        since,
     )
-    existing = {b.id: b for b in await broadcasts_of_stream(session, stream.id)}
+    existing = {b.id: b for b in await broadcasts_of_stream(session, stream.id, since)}
     owner: dict[type[SQLModel], dict[int | None, int | None]] = {
         PushEvent: {p.id: p.broadcast_id for p in pushes},
         RecordingFile: {f.id: f.broadcast_id for f in files},

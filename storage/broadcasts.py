@@ -86,9 +86,26 @@ def visible_to_public() -> list[ColumnElement[bool]]:
     return [col(Broadcast.hidden).is_(False), col(Broadcast.deleted_at).is_(None)]
 
 
-async def broadcasts_of_stream(session: AsyncSession, stream_pk: int) -> list[Broadcast]:
-    rows = await session.execute(select(Broadcast).where(col(Broadcast.stream_pk) == stream_pk))
-    return list(rows.scalars())
+async def broadcasts_of_stream(
+    session: AsyncSession, stream_pk: int, since: datetime | None = None
+) -> list[Broadcast]:
+    """The stream's broadcasts (those started at or after `since`)."""
+    query = select(Broadcast).where(col(Broadcast.stream_pk) == stream_pk)
+    if since is not None:
+        query = query.where(col(Broadcast.started_at) >= since)
+    return list((await session.execute(query)).scalars())
+
+
+async def latest_start_before(
+    session: AsyncSession, stream_pk: int, moment: datetime
+) -> datetime | None:
+    """When the stream's last broadcast that started before `moment` started, if any."""
+    query = (
+        select_columns(func.max(col(Broadcast.started_at)))
+        .where(col(Broadcast.stream_pk) == stream_pk)
+        .where(col(Broadcast.started_at) < moment)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def move_members(

@@ -1,10 +1,12 @@
 """Push started (1) and push cut off (0) events, the raw material of broadcast sessions."""
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import Field, SQLModel, col
 
 
 class PushEvent(SQLModel, table=True):
@@ -23,6 +25,19 @@ class PushEvent(SQLModel, table=True):
     broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id", index=True)
 
 
-async def pushes_of_stream(session: AsyncSession, stream_pk: int) -> list[PushEvent]:
-    rows = await session.execute(select(PushEvent).where(col(PushEvent.stream_pk) == stream_pk))
-    return list(rows.scalars())
+PUSH_FACT_COLUMNS = (
+    col(PushEvent.id),
+    col(PushEvent.event_type),
+    col(PushEvent.event_time),
+    col(PushEvent.sequence),
+    col(PushEvent.push_duration_ms),
+    col(PushEvent.broadcast_id),
+)
+
+
+async def pushes_of_stream(session: AsyncSession, stream_pk: int) -> list[Any]:
+    """Every push and cut-off of the stream, as read-only records (what grouping reads)."""
+    rows = await session.execute(
+        select_columns(*PUSH_FACT_COLUMNS).where(col(PushEvent.stream_pk) == stream_pk)
+    )
+    return list(rows.all())

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Select
+from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
@@ -38,11 +39,22 @@ class RecordingFile(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utc_now)
 
 
-async def files_of_stream(session: AsyncSession, stream_pk: int) -> list[RecordingFile]:
-    rows = await session.execute(
-        select(RecordingFile).where(col(RecordingFile.stream_pk) == stream_pk)
-    )
-    return list(rows.scalars())
+async def files_of_stream(
+    session: AsyncSession, stream_pk: int, since: datetime | None = None
+) -> list[Any]:
+    """The stream's recording files (started at or after `since`), as read-only records."""
+    query = select_columns(
+        col(RecordingFile.id),
+        col(RecordingFile.file_id),
+        col(RecordingFile.format),
+        col(RecordingFile.video_url),
+        col(RecordingFile.start_time),
+        col(RecordingFile.end_time),
+        col(RecordingFile.broadcast_id),
+    ).where(col(RecordingFile.stream_pk) == stream_pk)
+    if since is not None:
+        query = query.where(col(RecordingFile.start_time) >= since)
+    return list((await session.execute(query)).all())
 
 
 # A stream's (or every stream's) recording files, newest first.

@@ -1,15 +1,21 @@
 """Screenshots Tencent takes while a stream is live (event 200)."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import Field, SQLModel, col
 
 
 class Screenshot(SQLModel, table=True):
     __tablename__ = "screenshot"
-    __table_args__ = (UniqueConstraint("stream_pk", "url"),)
+    __table_args__ = (
+        UniqueConstraint("stream_pk", "url"),
+        # A stream's screenshots from a time on (regrouping after a new fact).
+        Index("ix_screenshot_stream_taken", "stream_pk", "taken_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     stream_pk: int = Field(foreign_key="stream.id", index=True)
@@ -20,6 +26,16 @@ class Screenshot(SQLModel, table=True):
     height: int | None = None
 
 
-async def screenshots_of_stream(session: AsyncSession, stream_pk: int) -> list[Screenshot]:
-    rows = await session.execute(select(Screenshot).where(col(Screenshot.stream_pk) == stream_pk))
-    return list(rows.scalars())
+async def screenshots_of_stream(
+    session: AsyncSession, stream_pk: int, since: datetime | None = None
+) -> list[Any]:
+    """The stream's screenshots (taken at or after `since`), as read-only records."""
+    query = select_columns(
+        col(Screenshot.id),
+        col(Screenshot.taken_at),
+        col(Screenshot.url),
+        col(Screenshot.broadcast_id),
+    ).where(col(Screenshot.stream_pk) == stream_pk)
+    if since is not None:
+        query = query.where(col(Screenshot.taken_at) >= since)
+    return list((await session.execute(query)).all())

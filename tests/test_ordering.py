@@ -16,9 +16,19 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlmodel import select
 
-from storage import metadata
-from tests.catalog_client import BASE, CatalogClient, cut, push, recording, screenshot
+from resolvers.ingestion import regroup_stream
+from storage import Stream, metadata
+from tests.catalog_client import (
+    BASE,
+    CatalogClient,
+    cut,
+    make_settings,
+    push,
+    recording,
+    screenshot,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -219,6 +229,14 @@ def without_ties(seen: dict[str, Any]) -> dict[str, Any]:
     return seen
 
 
+async def regroup_every_stream(catalog: CatalogClient) -> None:
+    """Regroup each stream from all its facts, as the silence sweep does."""
+    rules = make_settings(catalog.database.url).grouping_rules()
+    async with catalog.database.writing() as session:
+        for stream in (await session.execute(select(Stream))).scalars().all():
+            await regroup_stream(session, stream, rules)
+
+
 async def forget_everything(catalog: CatalogClient) -> None:
     """Start an example on an empty catalog, so that examples cost the same (and shrink fast)."""
     async with catalog.database.writing() as session:
@@ -273,6 +291,12 @@ async def test_catalog_is_the_same_whatever_the_delivery_order_and_retries(
     seen = await observe(catalog, shuffled, len(plan))
     check_grouping_rules(seen, {f.replace(tidy, "PREFIX") for f in file_ids})
     assert without_ties(seen) == without_ties(expected)
+
+    # A file or screenshot regroups only the broadcasts from the last one that started
+    # before it: regrouping whole streams must find nothing left to change.
+    await regroup_every_stream(catalog)
+    assert await observe(catalog, tidy, len(plan)) == expected
+    assert await observe(catalog, shuffled, len(plan)) == seen
 
 
 async def test_formats_of_one_session_are_listed_in_the_same_order_whatever_the_arrival_order(
