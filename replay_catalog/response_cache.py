@@ -145,7 +145,10 @@ class CachedGraphQL:
         self.cache = cache
         self.versions = versions
         self.cache_control = cache_control
-        self.on_lookup = on_lookup  # "hit", "miss" or "bypass", for metrics
+        self.on_lookup = on_lookup  # "hit", "miss", "shared" or "bypass", for metrics
+        # Answers being computed, by (version, request): a request that misses while the
+        # same answer is on its way waits for it instead of computing it again.
+        self._computing: dict[tuple[Version, bytes], asyncio.Future[CachedAnswer | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
@@ -172,12 +175,38 @@ class CachedGraphQL:
             await self.app(scope, replay, send)
             return
         answer = self.cache.get(version, key)
-        self.on_lookup("miss" if answer is None else "hit")
+        if answer is None and (version, key) in self._computing:
+            answer = await asyncio.shield(self._computing[(version, key)])
+            self.on_lookup("miss" if answer is None else "shared")
+        else:
+            self.on_lookup("miss" if answer is None else "hit")
         if answer is None:
-            answer = await self._run_and_keep(scope, replay, send, version, key)
+            answer = await self._compute_once(scope, replay, send, version, key)
             if answer is None:
                 return  # already sent as Strawberry made it
         await self._send_answer(scope, headers, answer, send)
+
+    async def _compute_once(
+        self, scope: Scope, receive: Receive, send: Send, version: Version, key: bytes
+    ) -> CachedAnswer | None:
+        """Run the query, and share its answer with the requests that miss meanwhile.
+
+        They read the same version, so the answer is as fresh as theirs would be. If
+        it cannot be shared (an error, or this request was cancelled), each computes
+        its own.
+        """
+        flight = (version, key)
+        if flight in self._computing:  # what it gave could not be shared
+            return await self._run_and_keep(scope, receive, send, version, key)
+        computing = asyncio.get_running_loop().create_future()
+        self._computing[flight] = computing
+        answer = None
+        try:
+            answer = await self._run_and_keep(scope, receive, send, version, key)
+            return answer
+        finally:
+            del self._computing[flight]
+            computing.set_result(answer)
 
     async def _run_and_keep(
         self, scope: Scope, receive: Receive, send: Send, version: Version, key: bytes

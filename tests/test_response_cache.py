@@ -62,6 +62,33 @@ async def test_a_write_through_another_process_is_seen_at_once(
     assert (await rooms_and_reads(catalog))[0] == ["2121_b", "2121_a"]
 
 
+async def test_concurrent_misses_for_one_room_list_compute_it_once(
+    catalog: CatalogClient,
+) -> None:
+    await catalog.send_all([recording("2121_a", "a1", BASE, BASE + 60), cut("2121_a", BASE + 60)])
+    for round_ in range(2):  # the second round after a callback: a new version, all miss
+        with catalog.counting_statements(selects_only=True) as statements:
+            answers = await asyncio.gather(
+                *(catalog.http.post("/graphql", json={"query": ROOMS}) for _ in range(8))
+            )
+        assert len({answer.content for answer in answers}) == 1
+        assert all(answer.status_code == 200 for answer in answers)
+        room_lists = [read for read in statements if "FROM broadcast" in read]
+        assert len(room_lists) == 1, (
+            f"round {round_}: the list was computed {len(room_lists)} times"
+        )
+        await catalog.send(push("2121_b", BASE + 100 + round_))
+    metrics = (await catalog.http.get("/metrics")).text
+    assert 'replay_catalog_graphql_cache_total{result="shared"}' in metrics
+
+    # An answer with errors is not shared: each request gets its own, none waits forever.
+    bad_page = {"query": "{ rooms(first: 1000) { edges { cursor } } }"}
+    answers = await asyncio.gather(
+        *(catalog.http.post("/graphql", json=bad_page) for _ in range(5))
+    )
+    assert all("errors" in answer.json() for answer in answers)
+
+
 async def test_hidden_replays_never_leak_through_the_cache(catalog: CatalogClient) -> None:
     await catalog.send_all(
         [
