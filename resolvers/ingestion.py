@@ -36,7 +36,7 @@ from resolvers.grouping import (
     group_broadcasts,
 )
 from storage import Broadcast, InboxEntry, PushEvent, RecordingFile, Screenshot, Stream
-from storage.broadcasts import broadcasts_of_stream, latest_start_before, move_members
+from storage.broadcasts import broadcasts_of_stream, move_members
 from storage.changefeed import CatalogChange, announce
 from storage.database import (
     Database,
@@ -257,26 +257,21 @@ async def apply_event(session: AsyncSession, event: CatalogEvent, rules: Groupin
     table = table_of(type(fact))
     values = fact.model_dump(exclude={"id"})
     await session.execute(insert_or_ignore(session, table, values, _fact_keys(event)))
-    await regroup_stream(
-        session, stream, rules, since=await _regroup_from(session, event, stream.id)
-    )
+    await regroup_stream(session, stream, rules, after=_fact_time(event))
 
 
-async def _regroup_from(
-    session: AsyncSession, event: CatalogEvent, stream_pk: int
-) -> datetime | None:
-    """Where a new fact can change the stream's broadcasts from: the start of the last
-    broadcast that started before it (None: the whole stream).
+def _fact_time(event: CatalogEvent) -> datetime | None:
+    """Where a new fact sits in time, for regrouping (None: regroup the whole stream).
 
     A file or screenshot joins, extends or bridges broadcasts around its own time and
-    never an earlier one, so regrouping costs the same for a stream with a long
-    history as for a new one. A push or cut-off may pair with any other push of the
-    stream, so it regroups the whole stream.
+    never an earlier one, so only the broadcasts from the last one that started before
+    it are regrouped: that costs the same for a stream with a long history as for a
+    new one. A push or cut-off may pair with any other push of the stream.
     """
     if isinstance(event, RecordingFileReady):
-        return await latest_start_before(session, stream_pk, event.start_time)
+        return event.start_time
     if isinstance(event, ScreenshotTaken):
-        return await latest_start_before(session, stream_pk, event.taken_at)
+        return event.taken_at
     return None
 
 
@@ -336,11 +331,14 @@ async def regroup_stream(
     stream: Stream,
     rules: GroupingRules,
     now: datetime | None = None,
-    since: datetime | None = None,
+    after: datetime | None = None,
 ) -> None:
     """Derive the stream's broadcasts from its facts, as of `now`, and write what changed:
-    all of them, or those from the one that starts at `since` on (see group_broadcasts)."""
+    all of them, or (for a new fact at `after`) those from the last one that started
+    before it on (see group_broadcasts)."""
     assert stream.id is not None
+    broadcasts, since = await broadcasts_of_stream(session, stream.id, after)
+    existing = {b.id: b for b in broadcasts}
     pushes = await pushes_of_stream(session, stream.id)
     files = await files_of_stream(session, stream.id, since)
     shots = await screenshots_of_stream(session, stream.id, since)
@@ -358,7 +356,6 @@ async def regroup_stream(
         now or utc_now(),
         since,
     )
-    existing = {b.id: b for b in await broadcasts_of_stream(session, stream.id, since)}
     owner: dict[type[SQLModel], dict[int | None, int | None]] = {
         PushEvent: {p.id: p.broadcast_id for p in pushes},
         RecordingFile: {f.id: f.broadcast_id for f in files},

@@ -87,25 +87,29 @@ def visible_to_public() -> list[ColumnElement[bool]]:
 
 
 async def broadcasts_of_stream(
-    session: AsyncSession, stream_pk: int, since: datetime | None = None
-) -> list[Broadcast]:
-    """The stream's broadcasts (those started at or after `since`)."""
+    session: AsyncSession, stream_pk: int, after: datetime | None = None
+) -> tuple[list[Broadcast], datetime | None]:
+    """The stream's broadcasts, and where they start from.
+
+    With `after` (a new fact's time): only those from the last one that started before
+    it on, and that one's start; if none started before it, all of them and None. One
+    statement either way.
+    """
     query = select(Broadcast).where(col(Broadcast.stream_pk) == stream_pk)
-    if since is not None:
-        query = query.where(col(Broadcast.started_at) >= since)
-    return list((await session.execute(query)).scalars())
-
-
-async def latest_start_before(
-    session: AsyncSession, stream_pk: int, moment: datetime
-) -> datetime | None:
-    """When the stream's last broadcast that started before `moment` started, if any."""
-    query = (
+    if after is None:
+        return list((await session.execute(query)).scalars()), None
+    boundary = (
         select_columns(func.max(col(Broadcast.started_at)))
-        .where(col(Broadcast.stream_pk) == stream_pk)
-        .where(col(Broadcast.started_at) < moment)
+        .where(col(Broadcast.stream_pk) == stream_pk, col(Broadcast.started_at) < after)
+        .scalar_subquery()
     )
-    return (await session.execute(query)).scalar_one_or_none()
+    with_boundary = (
+        select_columns(Broadcast, boundary.label("boundary"))
+        .where(col(Broadcast.stream_pk) == stream_pk)
+        .where(or_(boundary.is_(None), col(Broadcast.started_at) >= boundary))
+    )
+    rows = (await session.execute(with_boundary)).all()
+    return [row[0] for row in rows], (rows[0][1] if rows else None)
 
 
 async def move_members(
