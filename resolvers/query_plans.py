@@ -77,7 +77,6 @@ class FieldPlan:
 class QueryPlan:
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
-    root_type: GraphQLObjectType
     fields: list[FieldPlan]
 
     @property
@@ -110,7 +109,7 @@ def compile_query(
     }
     compiler = _Compiler(schema, fragments)
     fields = compiler.fields_of(schema.query_type, [operation.selection_set])
-    return QueryPlan(operation, fragments, schema.query_type, fields)
+    return QueryPlan(operation, fragments, fields)
 
 
 class _Compiler:
