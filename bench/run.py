@@ -149,8 +149,9 @@ def _percentile(output: str, label: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def wrk_arguments(description: str) -> argparse.Namespace:
+    """The options of a wrk benchmark; installs Debian's wrk if it is missing."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
@@ -158,6 +159,34 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)  # noqa: S607
+    return args
+
+
+def write_events(path: Path, count: int = 50_000) -> None:
+    """Signed callbacks of new recording files on 500 streams, one JSON per line, for wrk."""
+    with path.open("w") as out:
+        for index in range(count):
+            stream = f"2121_bench{index % 500:04d}"
+            start_time = BASE + 10 * 86400 + index * 60
+            event = recording(stream, f"ingest{index}", start_time, start_time + 59, "mp4")
+            out.write(json.dumps(signed(event)) + "\n")
+
+
+TABLE_HEAD = [
+    "| measurement | requests/s | p50 ms | p99 ms | non-2xx + socket errors | ratio to floor |",
+    "|---|---:|---:|---:|---:|---:|",
+]
+
+
+def table_row(label: str, measured: Measured, ratio: float) -> str:
+    return (
+        f"| {label} | {measured.requests_per_second:,.0f} | {measured.p50_ms:.2f} | "
+        f"{measured.p99_ms:.2f} | {measured.errors} | {ratio:.3f} |"
+    )
+
+
+def main() -> None:
+    args = wrk_arguments(__doc__.split("\n\n")[0])
 
     work = Path(tempfile.mkdtemp(prefix="replay-bench-"))
     service_port, floor_port = free_port(), free_port()
@@ -177,12 +206,7 @@ def main() -> None:
         answer_file = work / "room-list-answer.json"
         answer_file.write_bytes(room_list)
         events_file = work / "events.jsonl"
-        with events_file.open("w") as out:
-            for index in range(50_000):
-                stream = f"2121_bench{index % 500:04d}"
-                start_time = BASE + 10 * 86400 + index * 60
-                event = recording(stream, f"ingest{index}", start_time, start_time + 59, "mp4")
-                out.write(json.dumps(signed(event)) + "\n")
+        write_events(events_file)
         floor = start(
             [sys.executable, str(BENCH / "floor.py"), "--port", str(floor_port),
              "--body", str(answer_file)],
@@ -255,14 +279,9 @@ def report(
         "and its floor run side by side in the same run, both without access logs. "
         "Reproduce: `.venv/bin/python bench/run.py`.",
         "",
-        "| measurement | requests/s | p50 ms | p99 ms | non-2xx + socket errors | ratio to floor |",
-        "|---|---:|---:|---:|---:|---:|",
+        *TABLE_HEAD,
     ]
-    for label, measured, ratio in rows:
-        lines.append(
-            f"| {label} | {measured.requests_per_second:,.0f} | {measured.p50_ms:.2f} | "
-            f"{measured.p99_ms:.2f} | {measured.errors} | {ratio:.3f} |"
-        )
+    lines += [table_row(label, measured, ratio) for label, measured, ratio in rows]
     text = "\n".join(lines) + "\n"
     (BENCH / "RESULTS.md").write_text(text)
     print(text)

@@ -149,7 +149,8 @@ class Ingestor:
             stream,
             result.outcome,
             " (duplicate)" if result.duplicate else "",
-            f" reason={result.reason!r}" if result.reason else "",
+            # A reason may quote the payload, and so a push secret.
+            f" reason={tencent.redact_secrets(result.reason)!r}" if result.reason else "",
             seconds * 1000,
             # Structured fields for LOG_FORMAT=json; never the payload or its sign.
             extra={

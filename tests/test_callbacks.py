@@ -200,6 +200,19 @@ async def test_secrets_never_reach_logs_or_responses(
         assert signed["sign"] not in text
 
 
+async def test_a_quarantine_reason_is_logged_without_the_secrets_it_quotes(
+    catalog: CatalogClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="replay_catalog")
+    # The reason quotes the unknown format: here it carries a push secret.
+    event = recording("2121_a", "f1", BASE, BASE + 60, file_format="mp4")
+    response = await catalog.post_callback(sign({**event, "file_format": "x&txSecret=5f1b2c3d"}))
+    assert response.status_code == 200
+    quarantined = [r for r in caplog.records if "outcome=quarantined" in r.getMessage()]
+    assert len(quarantined) == 1 and "unknown file_format" in quarantined[0].getMessage()
+    assert "5f1b2c3d" not in caplog.text
+
+
 async def test_concurrent_events_of_one_new_stream_all_land_in_one_broadcast(
     catalog: CatalogClient,
 ) -> None:
