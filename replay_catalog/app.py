@@ -31,7 +31,7 @@ from replay_catalog.settings import Settings
 from replay_catalog.tencent import CallbackRejected
 from replay_catalog.tencent.filelist import FileListClient
 from replay_catalog.vod import VodFetcher
-from resolvers.context import CatalogContext
+from resolvers.context import CatalogContext, carries_bearer_token
 from resolvers.ingestion import OUTCOME_REFUSED, Ingestor
 from resolvers.liveness import keep_ending_silent_broadcasts
 from resolvers.reconciliation import keep_reconciling
@@ -283,6 +283,19 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
                 await client.aclose()
             await database.dispose()
 
+    async def metrics_endpoint(request: Request) -> Response:
+        token = settings.metrics_token
+        if token is not None and not carries_bearer_token(
+            request.headers.get("authorization"), token
+        ):
+            return Response(
+                "this endpoint needs the metrics bearer token (METRICS_TOKEN)\n",
+                status_code=401,
+                headers={"www-authenticate": "Bearer"},
+                media_type="text/plain",
+            )
+        return await metrics.endpoint(request)
+
     routes = [
         Route("/", demo_app, methods=["GET"]),
         Route("/callbacks/tencent", tencent_callback, methods=["POST"]),
@@ -290,7 +303,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics.endpoint, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         Route("/replays/{broadcast_id}.m3u8", replay_playlist_endpoint(replays), methods=["GET"]),
     ]

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     callback_key: SecretStr | None = None
     admin_token: SecretStr | None = None
+    # GET /metrics answers only `Authorization: Bearer <token>` when set; unset: anyone.
+    metrics_token: SecretStr | None = None
     # A push that resumes within this many seconds of the last sign of life
     # (cut-off, end of a file, screenshot) continues the same broadcast.
     reconnect_window_seconds: int = Field(default=300, ge=0, le=86_400)
@@ -145,7 +147,7 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("callback_key", "admin_token", "tencent_api_key", "push_key")
+    @field_validator("callback_key", "admin_token", "metrics_token", "tencent_api_key", "push_key")
     @classmethod
     def blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():

@@ -3,12 +3,22 @@
 import hmac
 from dataclasses import dataclass, field
 
+from pydantic import SecretStr
+
 from replay_catalog.refusals import RefusalLimiter
 from replay_catalog.settings import Settings
 from resolvers.errors import NotAuthorized
 from resolvers.ingestion import Ingestor
 from resolvers.loaders import Loaders
 from storage.database import Database
+
+
+def carries_bearer_token(authorization: str | None, token: SecretStr) -> bool:
+    """Whether an Authorization header is `Bearer <token>` (compared in constant time)."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "replace"), token.get_secret_value().encode()
+    )
 
 
 @dataclass
@@ -34,12 +44,7 @@ class CatalogContext:
 
     def _carries_admin_token(self) -> bool:
         token = self.settings.admin_token
-        if token is None:
-            return False
-        scheme, _, given = (self.authorization or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode("utf-8", "replace"), token.get_secret_value().encode()
-        )
+        return token is not None and carries_bearer_token(self.authorization, token)
 
     def require_admin(self) -> None:
         """Raise NotAuthorized unless the request carries the admin bearer token."""

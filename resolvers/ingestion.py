@@ -175,7 +175,7 @@ class Ingestor:
         entry: dict[str, Any] = {
             "event_key": key,
             "event_type": event_type,
-            "stream_id": (stream_id or "")[:256] or None,
+            "stream_id": inbox_stream_id(stream_id),
             "payload": dict(payload),
             "received_at": utc_now(),
             "outcome": outcome,
@@ -209,6 +209,11 @@ class Ingestor:
             if entry["outcome"] == OUTCOME_APPLIED and isinstance(event, CatalogEvent):
                 await apply_event(session, event, self.rules)
         return IngestResult(True, False, entry["event_type"], entry["outcome"], entry["reason"])
+
+
+def inbox_stream_id(stream_id: str | None) -> str | None:
+    """A callback's stream id as the inbox keeps it, for filtering (256 characters)."""
+    return (stream_id or "")[:256] or None
 
 
 def inbox_outcome(event: CatalogEvent | UnusedEvent | None, fault: str | None) -> str:

@@ -4,8 +4,9 @@ The inbox keeps every authentic callback as received, so a callback quarantined 
 an earlier release (a field it did not understand, a row the database refused) can
 be applied after the fix. Each entry goes through `tencent.parse_callback` and
 `apply_event`, as a live callback does, in a short transaction of its own that also
-records the entry's new outcome and reason: an interrupted run loses nothing, and a
-second run changes nothing.
+records the entry's new outcome and reason (and its event type and stream id, which
+the inbox is filtered by, as this release reads them): an interrupted run loses
+nothing, and a second run changes nothing.
 """
 
 import logging
@@ -20,6 +21,7 @@ from resolvers.ingestion import (
     NUL_PAYLOAD_REASON,
     apply_event,
     inbox_outcome,
+    inbox_stream_id,
     unapplicable_reason,
 )
 from storage import InboxEntry
@@ -109,6 +111,12 @@ async def _reprocess_entry(
                 # The class only: the error's text may quote the row.
                 after = (OUTCOME_QUARANTINED, unapplicable_reason(failure))
                 log.warning("inbox entry %d cannot be applied: %s", entry_id, after[1])
+        # What the inbox is filtered by, as this release reads the payload.
+        event_type = tencent.event_type_of(entry.payload)
+        stream_id = inbox_stream_id(tencent.stream_id_of(entry.payload))
+        if (entry.event_type, entry.stream_id) != (event_type, stream_id):
+            entry.event_type, entry.stream_id = event_type, stream_id
+            session.add(entry)
         if after != before:
             entry.outcome, entry.reason = after
             session.add(entry)

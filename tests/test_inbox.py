@@ -229,17 +229,23 @@ async def reprocess(database_url: str, cwd: Path, *options: str) -> str:
 
 
 async def store_as_an_earlier_release(
-    catalog: CatalogClient, payload: dict[str, Any], reason: str, received_at: datetime
+    catalog: CatalogClient,
+    payload: dict[str, Any],
+    reason: str,
+    received_at: datetime,
+    **columns: Any,
 ) -> None:
-    """An inbox row as an earlier release wrote it: quarantined, for a reason since fixed."""
+    """An inbox row as an earlier release wrote it: quarantined, for a reason since fixed
+    (`columns`: what else it made of the payload)."""
     row = {
         "event_key": tencent.event_key(payload),
         "event_type": payload["event_type"],
-        "stream_id": payload["stream_id"],
+        "stream_id": payload.get("stream_id"),
         "payload": payload,
         "received_at": received_at,
         "outcome": "quarantined",
         "reason": reason,
+        **columns,
     }
     async with catalog.database.engine.begin() as connection:
         await connection.execute(insert(table_of(InboxEntry)).values(**row))
@@ -296,6 +302,27 @@ async def test_reprocess_applies_what_an_earlier_release_quarantined_and_keeps_t
     # Tencent retrying the event now finds it stored once.
     await catalog.send(fixed)
     assert await inbox(catalog) == entries
+
+
+async def test_reprocess_reads_the_event_type_and_stream_id_again(
+    catalog: CatalogClient, database_url: str, tmp_path: Path, same_settings_as_the_app: None
+) -> None:
+    # Only the historical `channel_id` names the stream, and the event type is a string:
+    # an earlier release made nothing of either.
+    event = recording("2121_ch", "f-ch", BASE, BASE + 600, "mp4")
+    del event["stream_id"]
+    payload = sign({**event, "event_type": "100"})
+    received = datetime.fromtimestamp(BASE + 700, UTC)
+    await store_as_an_earlier_release(
+        catalog, payload, "stream_id is missing", received, event_type=None, stream_id=None
+    )
+
+    result = await reprocess(database_url, tmp_path)
+
+    assert result == "entries read: 1, applied: 1, still quarantined: 0, ignored: 0, unchanged: 0"
+    assert summary(await inbox(catalog, streamId="2121_ch")) == [(100, "2121_ch", "APPLIED")]
+    rerun = await reprocess(database_url, tmp_path, "--all", "--stream", "2121_ch")
+    assert rerun == "entries read: 1, applied: 1, still quarantined: 0, ignored: 0, unchanged: 1"
 
 
 async def test_reprocess_all_applies_everything_again_without_changing_the_catalog(

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.anyio
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-async def scrape(catalog: CatalogClient) -> Samples:
-    response = await catalog.http.get("/metrics")
+async def scrape(catalog: CatalogClient, token: str | None = None) -> Samples:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = await catalog.http.get("/metrics", headers=headers)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -104,6 +105,27 @@ async def test_each_app_has_its_own_metrics(catalog: CatalogClient, database_url
     async with CatalogClient.started(make_settings(database_url)) as other:
         samples = await scrape(other)
     assert value(samples, "replay_catalog_ingestion_seconds_count") == 0
+
+
+async def test_metrics_can_require_a_bearer_token(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "metrics-token-0123456789"
+    settings = make_settings(database_url, metrics_token=token)
+    async with CatalogClient.started(settings) as catalog:
+        await catalog.send(push("2121_a", BASE, "s1"))
+        refused = [
+            await catalog.http.get("/metrics", headers=headers)
+            for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": token})
+        ]
+        assert [r.status_code for r in refused] == [401, 401, 401]
+        assert all(r.headers["www-authenticate"] == "Bearer" for r in refused)
+        assert all("replay_catalog" not in r.text and token not in r.text for r in refused)
+        samples = await scrape(catalog, token)
+        assert value(samples, "replay_catalog_ingestion_seconds_count") == 1
+        # Everything else is as open as before.
+        assert (await catalog.http.get("/healthz")).status_code == 200
+    assert token not in caplog.text
 
 
 @pytest.mark.parametrize(
