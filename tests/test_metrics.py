@@ -1,5 +1,7 @@
 """GET /metrics: what operators scrape, moved by real callbacks, queries and outages."""
 
+import logging
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -110,6 +112,7 @@ async def test_each_app_has_its_own_metrics(catalog: CatalogClient, database_url
 async def test_metrics_can_require_a_bearer_token(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="replay_catalog")
     token = "metrics-token-0123456789"
     settings = make_settings(database_url, metrics_token=token)
     async with CatalogClient.started(settings) as catalog:
