@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -106,8 +107,11 @@ def service_env(database_url: str) -> dict[str, str]:
     }
 
 
-def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)  # noqa: S603
+def start(
+    command: list[str], env: dict[str, str], port: int, log: IO[bytes] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server and wait until its port accepts; its stderr goes to `log` if given."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)  # noqa: S603
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from cross_web import HTTPException  # Strawberry's own (a dependency of strawberry-graphql)
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -26,9 +27,11 @@ from replay_catalog.metrics import CatalogMetrics
 from replay_catalog.pages import STATIC_DIR, demo_app, graphiql_page
 from replay_catalog.refusals import RefusalLimiter
 from replay_catalog.replay_route import replay_playlist_endpoint
+from replay_catalog.request_json import decode_request_json
 from replay_catalog.response_cache import CachedGraphQL, ResponseCache, VersionReads
+from replay_catalog.server import client_of
 from replay_catalog.settings import Settings
-from replay_catalog.tencent import CallbackRejected
+from replay_catalog.tencent import CallbackRejected, MalformedBody, read_json_object
 from replay_catalog.tencent.filelist import FileListClient
 from replay_catalog.vod import VodFetcher
 from resolvers.context import CatalogContext, carries_bearer_token
@@ -36,6 +39,7 @@ from resolvers.ingestion import OUTCOME_REFUSED, Ingestor
 from resolvers.liveness import keep_ending_silent_broadcasts
 from resolvers.reconciliation import keep_reconciling
 from resolvers.replays import ReplayPlaylists
+from resolvers.shared_subscriptions import SharedSubscriptions, SubscriptionCaps
 from schema import QueryLimits, build_schema
 from storage.database import Database, DatabaseUnavailable
 
@@ -70,6 +74,7 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
         limits: QueryLimits,
         refusals: RefusalLimiter,
         metrics: CatalogMetrics,
+        subscriptions: SharedSubscriptions,
     ) -> None:
         super().__init__(
             build_schema(
@@ -77,6 +82,7 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
                 observers=[metrics.extension()],
                 plan_observer=metrics,
                 query_plans=settings.graphql_query_plans,
+                subscriptions=subscriptions,
             ),
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=settings.websocket_init_timeout_seconds),
@@ -94,13 +100,24 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
             ingestor=self.ingestor,
             settings=self.settings,
             authorization=request.headers.get("authorization"),
-            client=request.client.host if request.client else "unknown",
+            client=client_of(request.client.host) if request.client else "unknown",
             base_url=(self.settings.public_base_url or str(request.base_url)).rstrip("/"),
             refusals=self.refusals,
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return graphiql_page()
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Bodies, GET `variables` and WebSocket messages: nesting bounded (no RecursionError)."""
+        return decode_request_json(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """Strawberry's, with what is wrong in the 400's message."""
+        try:
+            return self.decode_json(data)
+        except json.JSONDecodeError as error:
+            raise HTTPException(400, f"Unable to parse request body as JSON: {error}") from error
 
 
 def _answer(status: int, code: int, message: str | None = None) -> JSONResponse:
@@ -125,6 +142,12 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """A client that left mid-request, or whose body missed its deadline (`serve` has
+    answered it 408 already): the answer goes nowhere, and the log needs no traceback."""
+    return Response(status_code=400)
+
+
 def file_list_client(settings: Settings) -> FileListClient | None:
     """A Live_Tape_GetFilelist client, or None unless TENCENT_APPID and TENCENT_API_KEY are set."""
     if settings.tencent_appid is None or settings.tencent_api_key is None:
@@ -145,7 +168,16 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
     database.changes.queue_size = settings.subscription_queue_size
     database.changes.max_subscribers = settings.subscriptions_max
     metrics = CatalogMetrics()
-    metrics.subscriptions.set_function(lambda: database.changes.subscriber_count)
+    # Subscribers of one document share one execution (and one change-feed listener).
+    subscriptions = SharedSubscriptions(
+        SubscriptionCaps(
+            per_process=settings.subscriptions_max,
+            per_client=settings.subscriptions_per_client,
+            queue_size=settings.subscription_queue_size,
+        ),
+        database,
+    )
+    metrics.subscriptions.set_function(lambda: subscriptions.subscriber_count)
     database.outage_listeners.append(metrics.database_error)
     callback_key = settings.callback_key.get_secret_value() if settings.callback_key else None
     ingestor = Ingestor(database, callback_key, settings.grouping_rules(), metrics)
@@ -153,10 +185,11 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         max_depth=settings.graphql_max_depth,
         max_aliases=settings.graphql_max_aliases,
         max_tokens=settings.graphql_max_tokens,
+        max_fields=settings.graphql_max_fields,
         introspection=settings.graphql_introspection,
     )
     refusals = RefusalLimiter(settings.refused_callbacks_per_minute)
-    graphql = CatalogGraphQL(database, ingestor, settings, limits, refusals, metrics)
+    graphql = CatalogGraphQL(database, ingestor, settings, limits, refusals, metrics, subscriptions)
     body_limit = settings.callback_max_body_bytes
     graphql_http: ASGIApp = graphql
     if settings.response_cache_entries:
@@ -167,6 +200,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
             VersionReads(database.version),
             cache_control=f"public, max-age={max_age}" if max_age else "no-cache",
             on_lookup=metrics.cache_lookup,
+            max_tokens=settings.graphql_max_tokens,
         )
     replays = ReplayPlaylists(
         database,
@@ -190,7 +224,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         return _answer(status, code, message)
 
     async def tencent_callback(request: Request) -> Response:
-        client = request.client.host if request.client else "unknown"
+        client = client_of(request.client.host) if request.client else "unknown"
         if not refusals.allows(client):
             metrics.callback(None, OUTCOME_REFUSED)
             return _answer(429, CODE_TOO_MANY_REFUSALS, "too many refused callbacks; slow down")
@@ -204,14 +238,14 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
             log.warning("callback refused: body larger than %d bytes", body_limit)
             return refuse(client, 413, CODE_TOO_LARGE, f"body larger than {body_limit} bytes")
         try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            payload = None
-        if not isinstance(payload, dict):
-            log.warning("callback refused: body is not a JSON object")
-            return refuse(client, 400, CODE_BAD_REQUEST, "body must be a JSON object")
+            payload = read_json_object(body)
+        except MalformedBody as refusal:
+            log.warning("callback refused: %s", refusal)
+            return refuse(client, 400, CODE_BAD_REQUEST, str(refusal))
         try:
             await ingestor.ingest_callback(payload)
+        except MalformedBody as refusal:
+            return refuse(client, 400, CODE_BAD_REQUEST, str(refusal), counted=True)
         except CallbackRejected as refusal:
             return refuse(client, 401, CODE_UNAUTHORIZED, str(refusal), counted=True)
         except DatabaseUnavailable as failure:
@@ -318,7 +352,12 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
                 max_age=600,
             )
         )
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={ClientDisconnect: client_gone},
+    )
     app.state.database = database
     app.state.settings = settings
     return app

@@ -222,12 +222,21 @@ def main(argv: list[str] | None = None) -> int:
             import uvicorn
 
             from replay_catalog.app import create_app
+            from replay_catalog.server import EdgeLimits, edge_protocol
 
             asyncio.run(_migrate(settings))
+            limits = EdgeLimits(
+                max_header_bytes=settings.http_max_header_bytes,
+                max_body_bytes=max(settings.http_max_body_bytes, settings.callback_max_body_bytes),
+                header_timeout=settings.http_header_timeout_seconds,
+                body_timeout=settings.http_body_timeout_seconds,
+                connections_per_client=settings.connections_per_client(),
+            )
             uvicorn.run(
                 create_app(settings),
                 host=args.host,
                 port=args.port,
+                http=edge_protocol(limits),
                 log_level="info",
                 ws_ping_interval=settings.websocket_ping_interval_seconds,
                 ws_ping_timeout=settings.websocket_ping_timeout_seconds,

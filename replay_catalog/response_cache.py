@@ -26,6 +26,7 @@ import graphql
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from replay_catalog.request_json import decode_request_json
 from replay_catalog.sized_lru import SizedLRU
 from storage.catalog_version import Version
 from storage.database import DatabaseUnavailable
@@ -110,15 +111,17 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def is_query(request_body: dict[str, Any] | None) -> bool:
-    """Whether the operation a GraphQL request runs is a query (not a mutation)."""
+def is_query(request_body: dict[str, Any] | None, max_tokens: int | None = None) -> bool:
+    """Whether the operation a GraphQL request runs is a query (not a mutation); False for
+    a document over `max_tokens` (Strawberry refuses it, and parsing all of it would
+    cost up to 0.3 s for a body this cache reads)."""
     if request_body is None:
         return False
     source, name = request_body.get("query"), request_body.get("operationName")
     if not isinstance(source, str) or not (name is None or isinstance(name, str)):
         return False
     try:
-        document = graphql.parse(source)
+        document = graphql.parse(source, max_tokens=max_tokens)
     except graphql.GraphQLError:
         return False
     operations = [
@@ -140,8 +143,10 @@ class CachedGraphQL:
         versions: VersionReads,
         cache_control: str,
         on_lookup: Callable[[str], None] = lambda _result: None,
+        max_tokens: int | None = None,
     ) -> None:
         self.app = app
+        self.max_tokens = max_tokens  # GRAPHQL_MAX_TOKENS, as Strawberry parses
         self.cache = cache
         self.versions = versions
         self.cache_control = cache_control
@@ -164,7 +169,9 @@ class CachedGraphQL:
         replay = _replaying(body, more, receive)
         key = _request_key(scope, headers, body)
         # Only queries are ever kept, so a known request needn't be parsed again.
-        if more or not (self.cache.knows(key) or is_query(_graphql_request(scope, body))):
+        if more or not (
+            self.cache.knows(key) or is_query(_graphql_request(scope, body), self.max_tokens)
+        ):
             self.on_lookup("bypass")
             await self.app(scope, replay, send)
             return
@@ -302,7 +309,7 @@ def _graphql_request(scope: Scope, body: bytes) -> dict[str, Any] | None:
     if scope["method"] == "GET":
         return dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
     try:
-        request = json.loads(body)
+        request = decode_request_json(body)
     except ValueError:
-        return None
+        return None  # Strawberry answers it 400
     return request if isinstance(request, dict) else None

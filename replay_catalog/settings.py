@@ -15,6 +15,9 @@ from replay_catalog.vod import (
 from resolvers.grouping import GroupingRules
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./replay-catalog.db"
+# Open HTTP connections per client address when MAX_CONNECTIONS_PER_CLIENT is unset: far more
+# than a browser (6 per host) or Tencent's callback senders keep open.
+DEFAULT_CONNECTIONS_PER_CLIENT = 64
 
 
 class Settings(BaseSettings):
@@ -43,6 +46,9 @@ class Settings(BaseSettings):
     database_max_overflow: int = Field(default=10, ge=0)
     # Subscriptions (GraphQL over WebSocket, graphql-transport-ws).
     subscriptions_max: int = Field(default=10_000, ge=1)  # per process
+    # Per client address: one address cannot take the whole process's share. Strawberry
+    # allows 100 operations per WebSocket, so this is one full WebSocket by default.
+    subscriptions_per_client: int = Field(default=100, ge=1)
     # Changes waiting for one subscriber; one that falls further behind is ended.
     subscription_queue_size: int = Field(default=256, ge=1)
     # A WebSocket must send connection_init this soon after opening.
@@ -52,6 +58,19 @@ class Settings(BaseSettings):
     websocket_ping_timeout_seconds: float = Field(default=20, gt=0)
     # Open HTTP connections and WebSockets `serve` accepts at once (503 beyond); unset: no limit.
     max_connections: int | None = Field(default=None, ge=1)
+    # Open HTTP connections one client address (an IPv6 /64) may hold; more are answered 503
+    # and closed. Unset: 64, and at most half of MAX_CONNECTIONS; 0: no cap (behind a proxy,
+    # where every connection comes from the proxy's address).
+    max_connections_per_client: int | None = Field(default=None, ge=0)
+    # The HTTP edge of `serve`: headers (request line included) larger than this get 431;
+    # headers not complete this long after the connection opened (or the request's first
+    # byte) get 408, and so does a body not complete this long after its headers; all closed.
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+    http_header_timeout_seconds: float = Field(default=10, gt=0)
+    http_body_timeout_seconds: float = Field(default=30, gt=0)
+    # Request bodies larger than this (as sent: chunk framing and trailers included) get 413
+    # and are closed; never below CALLBACK_MAX_BODY_BYTES.
+    http_max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
     # Answers of anonymous GraphQL queries kept per process, keyed by the catalog version
     # (0: no response cache), and the bytes they may take together.
     response_cache_entries: int = Field(default=512, ge=0)
@@ -71,6 +90,9 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=12, ge=1)
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_tokens: int = Field(default=2000, ge=100)
+    # Fields one document selects, counting each fragment spread in full (the size it
+    # expands to, measured without expanding it).
+    graphql_max_fields: int = Field(default=2000, ge=1)
     # Introspection feeds GraphiQL; switch it off to hide the schema from strangers.
     graphql_introspection: bool = True
     # Queries run once without errors run again from a compiled plan, several times faster
@@ -117,6 +139,15 @@ class Settings(BaseSettings):
     vod_allow_private_addresses: bool = False
     vod_fetch_timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0, le=120)
     vod_max_playlist_bytes: int = Field(default=DEFAULT_MAX_PLAYLIST_BYTES, ge=1024)
+
+    def connections_per_client(self) -> int | None:
+        """The per-address connection cap `serve` enforces (None: none), so that one address
+        cannot take every MAX_CONNECTIONS slot by default."""
+        if self.max_connections_per_client is not None:
+            return self.max_connections_per_client or None
+        if self.max_connections is None:
+            return DEFAULT_CONNECTIONS_PER_CLIENT
+        return min(DEFAULT_CONNECTIONS_PER_CLIENT, max(1, self.max_connections // 2))
 
     def grouping_rules(self) -> GroupingRules:
         silence = self.live_silence_seconds

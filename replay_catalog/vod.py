@@ -10,6 +10,7 @@ are followed by hand and only to allowed hosts; bodies and time are capped.
 import asyncio
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterable
@@ -32,6 +33,16 @@ MAX_REDIRECTS = 3
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 WEB_SCHEMES = ("http", "https")
 PLAYLIST_ACCEPT = "application/vnd.apple.mpegurl, application/x-mpegurl;q=0.9, */*;q=0.1"
+# IPv6 ranges that carry an IPv4 address in their last 32 bits (RFC 4291 2.5.5.1, the
+# deprecated IPv4-compatible form; RFC 6052 2.1, the well-known NAT64 prefix), and the
+# NAT64 prefix for local use only (RFC 8215).
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+# A DNS name as resolvers take it (RFC 1035 2.3.4): at most 253 characters, labels of 1
+# to 63 letters, digits, '-' or '_' (which some CDN names use), one optional final dot.
+MAX_HOST_NAME_LENGTH = 253
+HOST_LABEL = re.compile(r"[a-z0-9_-]{1,63}", re.IGNORECASE)
 
 
 class VodFetchError(Exception):
@@ -68,10 +79,48 @@ class VodHosts:
 
 def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Whether an address is on the public internet (not private, loopback, link-local,
-    reserved, multicast or unspecified, also when written as IPv4-mapped IPv6)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    reserved, multicast or unspecified), judging an IPv6 address that carries an IPv4
+    one by the IPv4 address it leads to."""
+    if isinstance(address, ipaddress.IPv6Address):
+        # Python 3.11 calls site-local and NAT64 local-use addresses global.
+        if address.is_site_local or address in NAT64_LOCAL_USE:
+            return False
+        if address.teredo is not None:
+            return False  # a tunnel to an IPv4 host whose address is obfuscated
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return is_public_address(embedded)
     return address.is_global and not address.is_multicast
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for: IPv4-mapped, IPv4-compatible (`::/96`,
+    which Python 3.11 calls global), NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in IPV4_COMPATIBLE or address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_host_name(host: str) -> bool:
+    """Whether `host` is a DNS name a resolver accepts (an empty label, as in
+    `a..vod2.myqcloud.com`, makes Python's resolver raise UnicodeError)."""
+    name = host.removesuffix(".")
+    return 0 < len(name) <= MAX_HOST_NAME_LENGTH and all(
+        HOST_LABEL.fullmatch(label) for label in name.split(".")
+    )
+
+
+def _is_address(host: str) -> bool:
+    """Whether `host` is an IP address (an IPv6 one as in a URL, without brackets)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class VodFetcher:
@@ -170,6 +219,9 @@ class VodSession:
         if url.userinfo:
             raise VodFetchRefused("URLs with credentials are not fetched")
         host = url.raw_host.decode("ascii")
+        if not is_host_name(host) and not _is_address(host):
+            shown = host if len(host) <= 80 else f"{host[:77]}..."
+            raise VodFetchRefused(f"{shown} is not a valid host name")
         if not self.fetcher.hosts.allows(host):
             raise VodFetchRefused(f"{host} is not an allowed VOD host (VOD_ALLOWED_HOSTS)")
 
@@ -180,7 +232,7 @@ class VodSession:
             answers = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
-        except OSError:
+        except (OSError, UnicodeError):  # UnicodeError: a name the IDNA codec refuses
             raise VodFetchError(f"{host} could not be resolved") from None
         addresses = [
             ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]) for *_, sockaddr in answers

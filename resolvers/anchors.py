@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from resolvers.errors import InvalidInput, refuse_nul
+from resolvers.errors import InvalidInput, refuse_unstorable_text
 from storage import Anchor
 from storage.anchors import upsert_profile
 from storage.database import Database
@@ -26,7 +26,7 @@ def validate_profile(
     changes: dict[str, str | None],
     stream_ids: list[str] | None,
 ) -> AnchorProfile:
-    refuse_nul(user_id, *changes.values(), *(stream_ids or []))
+    refuse_unstorable_text(user_id, *changes.values(), *(stream_ids or []))
     user_id = user_id.strip()
     if not user_id or len(user_id) > 128:
         raise InvalidInput("userId must be 1 to 128 characters")

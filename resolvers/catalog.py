@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Select
 
 from resolvers.context import CatalogContext
+from resolvers.errors import refuse_unstorable_text
 from resolvers.pagination import Page, decode_cursor, make_page, page_size
 from storage import Broadcast, RecordingFile
 from storage.broadcasts import (
@@ -43,6 +44,7 @@ async def list_page(
 async def rooms(
     context: CatalogContext, room_filter: RoomFilter, first: int | None, after: str | None
 ) -> Page[Broadcast]:
+    refuse_unstorable_text(room_filter.anchor_user_id)
     room_filter = replace(room_filter, include_hidden=context.is_admin)
     return await list_page(
         context,
@@ -89,6 +91,7 @@ async def recording_files(
     first: int | None,
     after: str | None,
 ) -> Page[RecordingFile]:
+    refuse_unstorable_text(stream_id)
     name = f"recordings:{stream_id or ''}"
     if stream_id is not None:
         stream = await context.loaders.stream_by_stream_id.load(stream_id)

@@ -1,7 +1,8 @@
 """What every resolver gets: the database, per-request loaders, and who is asking."""
 
+import asyncio
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydantic import SecretStr
 
@@ -27,9 +28,11 @@ class CatalogContext:
     ingestor: Ingestor
     settings: Settings
     authorization: str | None  # the request's Authorization header
-    client: str  # the caller's address, for limits on refused callbacks
+    client: str  # the caller's address, for limits on refused callbacks and on subscriptions
     base_url: str  # where apps reach this service, for links to its own routes
     refusals: RefusalLimiter
+    # Set once a subscription in this context hears every change committed from then on.
+    listening: asyncio.Event = field(default_factory=asyncio.Event)
     # Admins also see hidden and deleted broadcasts; everyone else never does.
     is_admin: bool = field(init=False)
     loaders: Loaders = field(init=False)
@@ -41,6 +44,11 @@ class CatalogContext:
     def refresh_loaders(self) -> None:
         """Forget what was loaded: a subscription reads each change afresh."""
         self.loaders = Loaders(self.database, include_hidden=self.is_admin)
+
+    def for_shared_execution(self, listening: asyncio.Event) -> "CatalogContext":
+        """A context of its own (fresh loaders), seeing what this one sees, for an
+        execution that every subscriber of the same document shares."""
+        return replace(self, listening=listening)
 
     def _carries_admin_token(self) -> bool:
         token = self.settings.admin_token

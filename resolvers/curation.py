@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from resolvers.errors import InvalidInput, refuse_nul
+from resolvers.errors import InvalidInput, refuse_unstorable_text
 from storage import Broadcast, Stream
 from storage.broadcasts import MAX_TITLE_LENGTH
 from storage.changefeed import CatalogChange, announce
@@ -27,11 +27,12 @@ async def curate_broadcast(
     title = curation.title.strip() if curation.title is not None else None
     if title is not None and len(title) > MAX_TITLE_LENGTH:
         raise InvalidInput(f"title must be at most {MAX_TITLE_LENGTH} characters")
-    refuse_nul(title)
+    refuse_unstorable_text(title)
     async with database.writing() as session:
         broadcast = await session.get(Broadcast, broadcast_pk, with_for_update=True)
         if broadcast is None:
             return None
+        was_public_room = broadcast.in_public_room_list()
         if curation.hidden is not None:
             broadcast.hidden = curation.hidden
         if curation.featured is not None:
@@ -47,5 +48,12 @@ async def curate_broadcast(
         session.add(broadcast)
         stream = await session.get(Stream, broadcast.stream_pk)
         assert stream is not None and broadcast.id is not None
-        await announce(session, CatalogChange(stream.stream_id, (broadcast.id,)))
+        await announce(
+            session,
+            CatalogChange(
+                stream.stream_id,
+                (broadcast.id,),
+                public_rooms_before=(broadcast.id,) if was_public_room else (),
+            ),
+        )
         return broadcast

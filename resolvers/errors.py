@@ -1,5 +1,7 @@
 """Errors a client is meant to read. Anything else is masked as an internal error."""
 
+from storage.column_values import has_lone_surrogate
+
 
 class CatalogError(Exception):
     """A fault the caller can act on; its message is shown to the client as is."""
@@ -17,7 +19,11 @@ class SubscriptionRefused(CatalogError):
     """A subscription this server cannot start or keep (too many, or a subscriber too slow)."""
 
 
-def refuse_nul(*texts: str | None) -> None:
-    """Raise InvalidInput if any text has a NUL character (PostgreSQL cannot store one)."""
-    if any(text is not None and "\x00" in text for text in texts):
+def refuse_unstorable_text(*texts: str | None) -> None:
+    """Raise InvalidInput if any text has a NUL character (PostgreSQL cannot store one) or
+    a lone surrogate (JSON can escape one; no database can store it)."""
+    present = [text for text in texts if text is not None]
+    if any("\x00" in text for text in present):
         raise InvalidInput("text must not contain NUL characters")
+    if any(has_lone_surrogate(text) for text in present):
+        raise InvalidInput("text must be valid Unicode (it has a lone surrogate)")

@@ -2,7 +2,7 @@
 
 from resolvers.catalog import list_page
 from resolvers.context import CatalogContext
-from resolvers.errors import refuse_nul
+from resolvers.errors import refuse_unstorable_text
 from resolvers.pagination import Page
 from storage import InboxEntry
 from storage.inbox import INBOX, InboxFilter, inbox_query
@@ -13,7 +13,7 @@ async def inbox_entries(
 ) -> Page[InboxEntry]:
     """One page of the inbox, newest first. Admins only: it shows raw callbacks."""
     context.require_admin()
-    refuse_nul(inbox_filter.stream_id)
+    refuse_unstorable_text(inbox_filter.stream_id)
     return await list_page(
         context,
         "inbox",

@@ -8,19 +8,22 @@ all its stored facts, which makes the catalog independent of arrival order.
 """
 
 import logging
+import math
+import re
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 from replay_catalog import tencent
 from resolvers.events import (
     CatalogEvent,
+    DomainEvent,
     PushEnded,
     PushStarted,
     RecordingFileReady,
@@ -63,8 +66,19 @@ OUTCOME_DUPLICATE = "duplicate"
 OUTCOME_REFUSED = "refused"
 OUTCOME_UNAVAILABLE = "unavailable"
 
-# Why a payload with NUL characters is quarantined; the inbox keeps it with U+FFFD instead.
+# What the database cannot keep, none of which a real callback holds: NUL characters
+# (PostgreSQL text and JSONB refuse them), lone surrogates (JSON's \u escapes can spell
+# them; UTF-8 cannot encode them), and NaN and the infinities (Python's json reads them,
+# JSON has no such numbers, JSONB refuses them). A payload holding any is kept in the
+# inbox with U+FFFD for those characters and null for those numbers, and quarantined with
+# the first of these reasons that applies: what is stored is not what Tencent sent.
 NUL_PAYLOAD_REASON = "the payload contains NUL characters"
+SURROGATE_PAYLOAD_REASON = "the payload contains lone surrogates (text that is not valid Unicode)"
+NON_FINITE_PAYLOAD_REASON = (
+    "the payload contains numbers that are not finite (NaN, Infinity, or over 4,300 digits)"
+)
+ALTERED_PAYLOAD_REASONS = (NUL_PAYLOAD_REASON, SURROGATE_PAYLOAD_REASON, NON_FINITE_PAYLOAD_REASON)
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class IngestionObserver(Protocol):
@@ -100,39 +114,41 @@ class Ingestor:
         self.observer = observer
 
     async def ingest_callback(self, payload: Mapping[str, Any]) -> IngestResult:
-        """Check the sign, then store and apply. Raises CallbackRejected or DatabaseUnavailable."""
+        """Check the shape and the sign, then store and apply.
+
+        Raises MalformedBody, CallbackRejected or DatabaseUnavailable.
+        """
         try:
+            tencent.check_nesting(payload)
             tencent.verify_callback_sign(payload, self.callback_key, now=time.time())
-        except tencent.CallbackRejected as refusal:
+        except (tencent.MalformedBody, tencent.CallbackRejected) as refusal:
+            # One line, whatever the payload holds: both readers below accept anything.
+            event_type = tencent.event_type_of(payload)
             log.warning(
                 "callback refused: %s (event_type=%s stream=%s)",
                 refusal,
-                tencent.event_type_of(payload),
+                event_type,
                 loggable_stream_id(tencent.stream_id_of(payload)),
             )
             if self.observer is not None:
-                self.observer.callback(tencent.event_type_of(payload), OUTCOME_REFUSED)
+                self.observer.callback(event_type, OUTCOME_REFUSED)
             raise
         return await self.ingest_authentic(payload)
 
     async def ingest_authentic(self, payload: Mapping[str, Any]) -> IngestResult:
-        """Store and apply a payload whose authenticity is established."""
+        """Store and apply a payload whose authenticity is established.
+
+        Anything it holds is kept: what the catalog cannot read or the database cannot
+        hold is stored in a form the database accepts and quarantined with the reason.
+        """
         started = time.perf_counter()
+        key = tencent.event_key(payload)  # of what was sent
+        payload, altered = storable_payload(payload)
         event_type = tencent.event_type_of(payload)
         stream_id = tencent.stream_id_of(payload)
-        key = tencent.event_key(payload)
+        event, fault = (None, altered) if altered else read_event(payload, time.time())
         try:
-            try:
-                if _has_nul(payload):
-                    # PostgreSQL text and JSONB cannot hold NUL; no real callback has one.
-                    payload = _without_nul(payload)
-                    raise tencent.MalformedEvent(NUL_PAYLOAD_REASON)
-                event = tencent.parse_callback(payload)
-            except tencent.MalformedEvent as fault:
-                stream_id = _without_nul(stream_id)
-                result = await self._store(key, payload, event_type, stream_id, None, str(fault))
-            else:
-                result = await self._store(key, payload, event_type, stream_id, event, None)
+            result = await self._store(key, payload, event_type, stream_id, event, fault)
         except DatabaseUnavailable as failure:
             log.error("database unavailable while storing a callback: %s", failure.__cause__)
             if self.observer is not None:
@@ -183,10 +199,13 @@ class Ingestor:
         }
         try:
             return await self._write(entry, event)
-        except SQLAlchemyError as failure:
-            # Not an outage (writing() raises those as DatabaseUnavailable): this event
-            # will never apply. Keep it, quarantined, so that Tencent stops retrying and
-            # an operator can see why.
+        except DatabaseUnavailable:
+            raise
+        except Exception as failure:
+            # Not an outage (writing() raises those as DatabaseUnavailable): the database
+            # refused the event, or applying it failed; either way it will never apply.
+            # Keep it, quarantined, so that Tencent stops retrying and an operator can see
+            # why. Failing to store the inbox entry itself is no such case: a 500.
             if outcome != OUTCOME_APPLIED:
                 raise
             log.exception("could not apply a callback; quarantining it")
@@ -224,29 +243,60 @@ def inbox_outcome(event: CatalogEvent | UnusedEvent | None, fault: str | None) -
     return OUTCOME_IGNORED if isinstance(event, UnusedEvent) else OUTCOME_APPLIED
 
 
-def unapplicable_reason(failure: SQLAlchemyError) -> str:
+def unapplicable_reason(failure: Exception) -> str:
     """Why an event the database refused (not an outage) is quarantined."""
     return f"the catalog could not apply it ({type(failure).__name__})"
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
+def read_event(payload: Mapping[str, Any], now: float) -> tuple[DomainEvent | None, str | None]:
+    """The event a payload received at `now` holds, or why it is quarantined.
+
+    A fault of this code in reading it (a bug, not the payload's) also quarantines it:
+    the event is kept for a later release to apply (`replay-catalog reprocess`).
+    """
+    try:
+        return tencent.parse_callback(payload, now=now), None
+    except tencent.MalformedEvent as fault:
+        return None, str(fault)
+    except Exception as failure:
+        # Where, not the message: it may quote the payload, and so a push secret.
+        where = traceback.extract_tb(failure.__traceback__)[-1]
+        log.error(
+            "could not read a callback (%s at %s:%s); quarantining it",
+            type(failure).__name__,
+            where.filename,
+            where.lineno,
+        )
+        return None, f"the catalog could not read it ({type(failure).__name__})"
 
 
-def _without_nul(value: Any) -> Any:
-    """The value with every NUL character replaced by U+FFFD."""
+def storable_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The payload as the database can keep it, and the reason to quarantine it if that
+    is not what was received (see NUL_PAYLOAD_REASON)."""
+    found: set[str] = set()
+    stored = _storable(payload, found)
+    reason = next((reason for reason in ALTERED_PAYLOAD_REASONS if reason in found), None)
+    return stored, reason
+
+
+def _storable(value: Any, found: set[str]) -> Any:
+    """The value with NUL characters and lone surrogates replaced by U+FFFD, and NaN and
+    the infinities by None; `found` collects the reasons for each replacement."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        if "\x00" in value:
+            found.add(NUL_PAYLOAD_REASON)
+            value = value.replace("\x00", "\ufffd")
+        if LONE_SURROGATE.search(value):
+            found.add(SURROGATE_PAYLOAD_REASON)
+            value = LONE_SURROGATE.sub("\ufffd", value)
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        found.add(NON_FINITE_PAYLOAD_REASON)
+        return None
     if isinstance(value, Mapping):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+        return {_storable(k, found): _storable(v, found) for k, v in value.items()}
     if isinstance(value, list):
-        return [_without_nul(item) for item in value]
+        return [_storable(item, found) for item in value]
     return value
 
 
@@ -345,6 +395,7 @@ async def regroup_stream(
     assert stream.id is not None
     broadcasts, since = await broadcasts_of_stream(session, stream.id, after)
     existing = {b.id: b for b in broadcasts}
+    public_rooms_before = {b.id for b in broadcasts if b.id is not None and b.in_public_room_list()}
     pushes = await pushes_of_stream(session, stream.id)
     files = await files_of_stream(session, stream.id, since)
     shots = await screenshots_of_stream(session, stream.id, since)
@@ -405,7 +456,14 @@ async def regroup_stream(
     session.add(stream)
     await session.flush()
     if changed:
-        await announce(session, CatalogChange(stream.stream_id, tuple(sorted(changed))))
+        await announce(
+            session,
+            CatalogChange(
+                stream.stream_id,
+                tuple(sorted(changed)),
+                public_rooms_before=tuple(sorted(changed & public_rooms_before)),
+            ),
+        )
 
 
 def _shape_broadcast(

@@ -3,7 +3,9 @@
 The change feed (storage/changefeed.py) says which broadcasts of which stream
 changed, in any replica; a subscription picks the changes it wants and reads
 the objects again with fresh data loaders, through the same visibility rules
-as queries.
+as queries. Subscribers of the same document share that reading
+(resolvers/shared_subscriptions.py): it happens once per change, not once per
+subscriber.
 """
 
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +20,7 @@ async def catalog_changes(
 ) -> AsyncIterator[CatalogChange]:
     """Every wanted change committed from now on, with the context's loaders refreshed."""
     try:
-        async for change in context.database.changes.subscribe():
+        async for change in context.database.changes.subscribe(context.listening.set):
             if wanted(change):
                 context.refresh_loaders()
                 yield change

@@ -14,7 +14,8 @@ from strawberry.dataloader import DataLoader
 
 from storage import Anchor, Broadcast, InboxEntry, RecordingFile, Stream
 from storage.broadcasts import replay_totals_query
-from storage.database import Database
+from storage.column_values import column_holds
+from storage.database import Database, table_of
 from storage.lookups import broadcasts_by_id_query, rows_by_key_query, streams_of_anchors_query
 from storage.recordings import recordings_by_key_query, recordings_of_broadcasts_query
 
@@ -57,10 +58,12 @@ class Loaders:
         query: Callable[[Sequence[Any]], Select[Any]] | None = None,
     ) -> DataLoader[Any, Any]:
         build = query or (lambda values: rows_by_key_query(model, key, values))
+        column = table_of(model).c[key]
 
         async def load(values: Sequence[Any]) -> list[Any]:
-            # A key with a NUL character names nothing (and PostgreSQL refuses it).
-            values_to_find = [v for v in values if not (isinstance(v, str) and "\x00" in v)]
+            # A key the column cannot hold (a NUL character, a lone surrogate, too long,
+            # too large) names nothing, and the database would refuse it.
+            values_to_find = [v for v in values if column_holds(column, v)]
             if not values_to_find:
                 return [None] * len(values)
             rows = await self.database.rows(build(values_to_find))

@@ -18,10 +18,11 @@ from replay_catalog import tencent
 from resolvers.events import CatalogEvent
 from resolvers.grouping import GroupingRules
 from resolvers.ingestion import (
-    NUL_PAYLOAD_REASON,
+    ALTERED_PAYLOAD_REASONS,
     apply_event,
     inbox_outcome,
     inbox_stream_id,
+    read_event,
     unapplicable_reason,
 )
 from storage import InboxEntry
@@ -133,12 +134,13 @@ async def _reprocess_entry(
 
 def _verdict(entry: InboxEntry) -> tuple[Verdict, CatalogEvent | None]:
     """What the current code makes of a stored callback, and the event to apply if any."""
-    if entry.reason == NUL_PAYLOAD_REASON:
-        # Stored with U+FFFD in place of its NUL characters: not what Tencent sent.
-        return (OUTCOME_QUARANTINED, NUL_PAYLOAD_REASON), None
-    try:
-        event = tencent.parse_callback(entry.payload)
-    except tencent.MalformedEvent as fault:
-        return (inbox_outcome(None, str(fault)), str(fault)), None
+    if entry.reason in ALTERED_PAYLOAD_REASONS:
+        # Stored with U+FFFD or null in place of what the database cannot hold: not
+        # what Tencent sent.
+        return (OUTCOME_QUARANTINED, entry.reason), None
+    # Times are judged against when the callback arrived, as they were then.
+    event, fault = read_event(entry.payload, entry.received_at.timestamp())
+    if fault is not None:
+        return (inbox_outcome(None, fault), fault), None
     outcome = inbox_outcome(event, None)
     return (outcome, None), (event if isinstance(event, CatalogEvent) else None)

@@ -1,31 +1,35 @@
 """The GraphQL schema: Strawberry types and the Schema object, nothing else."""
 
+import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from graphql import GraphQLError, parse
+from graphql import GraphQLError, get_operation_ast, parse
 from strawberry import Schema
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
+from strawberry.schema.schema import StreamResult, SubscriptionResult
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
+from resolvers.context import CatalogContext
 from resolvers.errors import CatalogError
 from resolvers.query_plans import NeedsFullExecution, QueryPlan, compile_query, run_query
+from resolvers.shared_subscriptions import SharedSubscriptions
 from schema.catalog import Anchor, Broadcast, RecordingFile, Stream
+from schema.limits import DocumentLimiter, DocumentLimits, ValidationCacheAfterLimits
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.subscription import Subscription
@@ -44,6 +48,8 @@ def client_may_see(error: GraphQLError) -> bool:
 
 # How many compiled query plans a process keeps (apps send a handful of documents).
 MAX_QUERY_PLANS = 256
+# How many documents' operation types a process remembers (to tell subscriptions apart).
+MAX_OPERATION_TYPES = 256
 
 
 class PlanObserver(Protocol):
@@ -54,22 +60,115 @@ class PlanObserver(Protocol):
     def query_plan(self, outcome: str) -> None: ...
 
 
+def shared_execution_key(
+    query: str,
+    variable_values: dict[str, Any] | None,
+    operation_name: str | None,
+    context: CatalogContext,
+) -> Hashable:
+    """What subscribers must have in common to share an execution: the document, its
+    variables and operation, and what they may see (admin or not; the base URL of links)."""
+    try:
+        variables = json.dumps(variable_values, sort_keys=True)
+    except (TypeError, ValueError, RecursionError):
+        return object()  # variables that cannot be compared: an execution of its own
+    return (query, variables, operation_name, context.is_admin, context.base_url)
+
+
 class CatalogSchema(Schema):
     """Strawberry's Schema; queries it has run once without errors run again from a
-    compiled plan (resolvers/query_plans.py), which answers the same, much faster."""
+    compiled plan (resolvers/query_plans.py), which answers the same, much faster; with
+    `subscriptions`, subscribers of the same document share one execution."""
 
     def __init__(
         self,
         *args: Any,
         query_plans: bool = True,
         plan_observer: PlanObserver | None = None,
+        subscriptions: SharedSubscriptions | None = None,
+        max_tokens: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.query_plans_enabled = query_plans
         self.plan_observer = plan_observer
+        self.subscriptions = subscriptions
+        self.max_tokens = max_tokens
         # (document, operation name) -> its plan, or None for one that plans do not cover.
         self._plans: OrderedDict[tuple[str, str | None], QueryPlan | None] = OrderedDict()
+        # (document, operation name) -> whether it is a subscription.
+        self._subscription_documents: OrderedDict[tuple[str, str | None], bool] = OrderedDict()
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        """Strawberry's stream (what WebSocket operations run); a subscription joins the
+        execution that its document, variables and visibility share, if one runs."""
+        if (
+            self.subscriptions is None
+            or not isinstance(context_value, CatalogContext)
+            or not query
+            or (
+                allowed_operation_types is not None
+                and OperationType.SUBSCRIPTION not in allowed_operation_types
+            )
+            or not self._is_subscription(query, operation_name)
+        ):
+            return await super().stream(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                operation_extensions,
+                allowed_operation_types,
+            )
+
+        context: CatalogContext = context_value
+
+        async def start(listening: asyncio.Event) -> SubscriptionResult:
+            results = await Schema.stream(
+                self,
+                query,
+                variable_values,
+                context.for_shared_execution(listening),
+                root_value,
+                operation_name,
+                operation_extensions,
+                (OperationType.SUBSCRIPTION,),
+            )
+            return cast(SubscriptionResult, results)
+
+        key = shared_execution_key(query, variable_values, operation_name, context)
+        return self.subscriptions.subscribe(key, context.client, start)
+
+    def _is_subscription(self, query: str, operation_name: str | None) -> bool:
+        """Whether the document's operation is a subscription (False if it cannot be
+        parsed: Strawberry then answers with the error)."""
+        key = (query, operation_name)
+        known = self._subscription_documents.get(key)
+        if known is None:
+            try:
+                document = parse(query, no_location=True, max_tokens=self.max_tokens)
+            except GraphQLError:
+                known = False
+            else:
+                operation = get_operation_ast(document, operation_name)
+                known = (
+                    operation is not None
+                    and operation.operation.value == OperationType.SUBSCRIPTION.value
+                )
+            self._subscription_documents[key] = known
+            if len(self._subscription_documents) > MAX_OPERATION_TYPES:
+                self._subscription_documents.popitem(last=False)
+        return known
 
     async def execute(
         self,
@@ -163,6 +262,9 @@ class QueryLimits:
     max_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 2000
+    # Fields selected, every fragment spread counted in full (GraphiQL's introspection
+    # query selects some 230, a room list page a few dozen).
+    max_fields: int = 2000
     introspection: bool = True
 
 
@@ -171,10 +273,12 @@ def build_schema(
     observers: Sequence[Callable[[], SchemaExtension]] = (),
     plan_observer: PlanObserver | None = None,
     query_plans: bool = True,
+    subscriptions: SharedSubscriptions | None = None,
 ) -> Schema:
     """The schema with its limits; `observers` are extensions that wrap every operation
     (metrics), outermost first, and `plan_observer` hears of the operations that ran
-    from a query plan instead, which no extension sees."""
+    from a query plan instead, which no extension sees. With `subscriptions`, subscribers
+    of the same document share one execution, within its caps."""
     limits = limits or QueryLimits()
     extensions: list[Callable[[], SchemaExtension]] = [
         *observers,
@@ -183,10 +287,13 @@ def build_schema(
             error_message="Internal error.",
         ),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        # Measured once per fragment, before graphql-core's rules (Strawberry's
+        # QueryDepthLimiter and MaxAliasesLimiter walk fragments again at every spread).
+        lambda: DocumentLimiter(
+            DocumentLimits(limits.max_depth, limits.max_aliases, limits.max_fields)
+        ),
         lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
+        lambda: ValidationCacheAfterLimits(maxsize=256),
     ]
     if not limits.introspection:
         extensions.append(DisableIntrospection)
@@ -198,4 +305,6 @@ def build_schema(
         extensions=extensions,
         query_plans=query_plans,
         plan_observer=plan_observer,
+        subscriptions=subscriptions,
+        max_tokens=limits.max_tokens,
     )

@@ -43,6 +43,18 @@ class RoomKind(Enum):
     REPLAY = "REPLAY"
 
 
+# GraphQL's Int is 32-bit. Seconds derived from stored times (a broadcast's length, an
+# anchor's total, offsets in a timeline) are shown at most this large, never as an error
+# that would fail the whole answer: ingestion bounds each file and time, but a sum or a
+# span over many of them is only bounded here.
+LARGEST_INT = 2**31 - 1
+
+
+def _saturated(seconds: int) -> int:
+    """Seconds as an Int holds them: beyond its range, the nearest end of it."""
+    return max(-LARGEST_INT - 1, min(seconds, LARGEST_INT))
+
+
 # A primary key as it appears in a global id: ASCII digits, no leading zero, 64-bit.
 PRIMARY_KEY = re.compile(r"[1-9][0-9]{0,17}")
 
@@ -108,10 +120,13 @@ class Anchor(relay.Node):
         count, _ = await info.context.loaders.replay_totals_of_anchor.load(self.pk)
         return count
 
-    @strawberry.field(description="The total length of the anchor's replays, in seconds.")
+    @strawberry.field(
+        description="The total length of the anchor's replays, in seconds "
+        "(at most 2147483647, the largest Int: a larger total reads as that)."
+    )
     async def replay_duration_seconds(self, info: CatalogInfo) -> int:
         _, seconds = await info.context.loaders.replay_totals_of_anchor.load(self.pk)
-        return seconds
+        return _saturated(seconds)
 
     @strawberry.field(description="Ended broadcasts with recordings, newest first.")
     async def replays(
@@ -209,7 +224,9 @@ class Broadcast(relay.Node):
     is_live: bool
     started_at: datetime | None
     ended_at: datetime | None
-    duration_seconds: int | None
+    duration_seconds: int | None = strawberry.field(
+        description="Seconds from start to end (at most 2147483647, the largest Int)."
+    )
     title: str | None
     cover_url: str | None = strawberry.field(
         description="A screenshot from inside the broadcast: the latest while live, else the first."
@@ -234,7 +251,9 @@ class Broadcast(relay.Node):
             is_live=row.is_live,
             started_at=row.started_at,
             ended_at=row.ended_at,
-            duration_seconds=row.duration_seconds,
+            duration_seconds=None
+            if row.duration_seconds is None
+            else _saturated(row.duration_seconds),
             recorded_playback_url=row.playback_url,
             hls_part_count=row.hls_part_count,
             title=row.title,
@@ -276,8 +295,8 @@ class Broadcast(relay.Node):
         return [
             TimelinePart(
                 recording=RecordingFile.from_row_required(entry.recording),
-                offset_seconds=entry.offset_seconds,
-                gap_before_seconds=entry.gap_before_seconds,
+                offset_seconds=_saturated(entry.offset_seconds),
+                gap_before_seconds=_saturated(entry.gap_before_seconds),
             )
             for entry in entries
         ]
@@ -308,7 +327,9 @@ class RecordingFile(relay.Node):
     )
     start_time: datetime | None
     end_time: datetime | None
-    duration_seconds: int | None
+    duration_seconds: int | None = strawberry.field(
+        description="Seconds of recording (at most 2147483647, the largest Int)."
+    )
     stream_pk: strawberry.Private[int]
     broadcast_pk: strawberry.Private[int | None]
 
@@ -324,7 +345,9 @@ class RecordingFile(relay.Node):
             file_size=None if row.file_size is None else float(row.file_size),
             start_time=row.start_time,
             end_time=row.end_time,
-            duration_seconds=row.duration_seconds,
+            duration_seconds=None
+            if row.duration_seconds is None
+            else _saturated(row.duration_seconds),
             stream_pk=row.stream_pk,
             broadcast_pk=row.broadcast_id,
         )

@@ -6,7 +6,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from replay_catalog.tencent import CallbackRejected
+from replay_catalog.tencent import CallbackRejected, MalformedBody
 from resolvers.anchors import upsert_anchor, validate_profile
 from resolvers.curation import Curation, curate_broadcast
 from resolvers.errors import InvalidInput, NotAuthorized
@@ -83,6 +83,9 @@ class Mutation:
             raise InvalidInput("payload must be a JSON object")
         try:
             result = await context.ingestor.ingest_callback(payload)
+        except MalformedBody as refusal:
+            context.refusals.refused(context.client)
+            raise InvalidInput(f"payload refused: {refusal}") from refusal
         except CallbackRejected as refusal:
             context.refusals.refused(context.client)
             raise NotAuthorized(f"callback refused: {refusal}") from refusal

@@ -1,7 +1,7 @@
 """The Query root: room list, lookups by natural key, and relay's `node`."""
 
 import inspect
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import strawberry
@@ -48,6 +48,22 @@ async def resolve_global_id(info: CatalogInfo, node_id: str) -> relay.Node | Non
     nodes = node_type.resolve_nodes(info=info, node_ids=[global_id.node_id])
     assert inspect.isawaitable(nodes)  # every catalog type loads through data loaders
     return next(iter(await nodes), None)
+
+
+def _in_utc(argument: str, moment: datetime | None) -> datetime | None:
+    """A time argument in UTC, or InvalidInput if it has no offset or if UTC cannot hold
+    it (`9999-12-31T23:59:59-23:59` is in the year 10000 there)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise InvalidInput("times must carry a UTC offset, e.g. 2026-11-01T12:00:00Z")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"{argument} is out of range: {moment.isoformat()} is not between the years "
+            "1 and 9999 in UTC"
+        ) from None
 
 
 @strawberry.type
@@ -103,13 +119,10 @@ class Query:
             datetime | None, strawberry.argument(description="Started before this time.")
         ] = None,
     ) -> relay.Connection[RecordingFile]:
-        for moment in (started_after, started_before):
-            if moment is not None and moment.tzinfo is None:
-                raise InvalidInput("times must carry a UTC offset, e.g. 2026-11-01T12:00:00Z")
         recording_filter = RecordingFilter(
             formats=None if format is None else (format.value,),
-            started_after=started_after,
-            started_before=started_before,
+            started_after=_in_utc("startedAfter", started_after),
+            started_before=_in_utc("startedBefore", started_before),
         )
         page = await catalog.recording_files(
             info.context, stream_id, recording_filter, first, after

@@ -26,14 +26,17 @@ class Subscription:
         description="A room went live, ended, became a replay, changed, or was curated."
     )
     async def rooms_changed(self, info: CatalogInfo) -> AsyncGenerator[RoomChange, None]:
-        async for change in catalog_changes(info.context, lambda change: change.rooms):
+        context = info.context
+        async for change in catalog_changes(context, lambda change: change.rooms):
             for broadcast_pk in change.broadcast_ids:
-                row = await info.context.loaders.broadcast.load(broadcast_pk)
-                in_list = row is not None and row.room_rank is not None
-                yield RoomChange(
-                    broadcast_id=strawberry.ID(broadcast_global_id(broadcast_pk)),
-                    room=Room.from_row(row) if row is not None and in_list else None,
-                )
+                row = await context.loaders.broadcast.load(broadcast_pk)
+                broadcast_id = strawberry.ID(broadcast_global_id(broadcast_pk))
+                if row is not None and row.room_rank is not None:
+                    yield RoomChange(broadcast_id=broadcast_id, room=Room.from_row(row))
+                # Anonymous subscribers hear once that a room left their list, and
+                # nothing of broadcasts they cannot see; admins hear of every change.
+                elif context.is_admin or change.was_public_room(broadcast_pk):
+                    yield RoomChange(broadcast_id=broadcast_id, room=None)
 
     @strawberry.subscription(
         description="The broadcast each time it changes (a file, a cover, its end, "

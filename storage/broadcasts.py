@@ -80,6 +80,10 @@ class Broadcast(SQLModel, table=True):
         else:
             self.room_rank, self.room_time = None, None
 
+    def in_public_room_list(self) -> bool:
+        """Whether anyone, not only admins, sees it in the room list."""
+        return self.room_rank is not None and not self.hidden and self.deleted_at is None
+
 
 def visible_to_public() -> list[ColumnElement[bool]]:
     """The conditions that keep hidden and deleted broadcasts out of public answers."""

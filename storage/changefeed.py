@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,14 +40,29 @@ class CatalogChange:
     broadcast_ids: tuple[int, ...]
     # Whether the room list may look different (a room appeared, went, moved or changed).
     rooms: bool = True
+    # Those of broadcast_ids that were in the public room list before the change (not
+    # hidden or deleted), so that anonymous subscribers hear once that one left it and
+    # nothing of hidden ones; None when unknown (an older replica's announcement).
+    public_rooms_before: tuple[int, ...] | None = None
+
+    def was_public_room(self, broadcast_id: int) -> bool:
+        """Whether the broadcast may have been in the public room list before the change."""
+        return self.public_rooms_before is None or broadcast_id in self.public_rooms_before
 
     def to_json(self) -> str:
-        return json.dumps([self.stream_id, list(self.broadcast_ids), self.rooms])
+        before = None if self.public_rooms_before is None else list(self.public_rooms_before)
+        return json.dumps([self.stream_id, list(self.broadcast_ids), self.rooms, before])
 
     @classmethod
     def from_json(cls, text: str) -> "CatalogChange":
-        stream_id, broadcast_ids, rooms = json.loads(text)
-        return cls(str(stream_id), tuple(int(i) for i in broadcast_ids), bool(rooms))
+        stream_id, broadcast_ids, rooms, *rest = json.loads(text)
+        before = rest[0] if rest else None
+        return cls(
+            str(stream_id),
+            tuple(int(i) for i in broadcast_ids),
+            bool(rooms),
+            None if before is None else tuple(int(i) for i in before),
+        )
 
 
 @dataclass(frozen=True)
@@ -129,8 +144,11 @@ class ChangeFeed:
                 queue.get_nowait()
             queue.put_nowait(_Ended(too_slow=False))
 
-    async def subscribe(self) -> AsyncIterator[CatalogChange]:
-        """Every change committed from now on, until the caller stops or falls behind."""
+    async def subscribe(
+        self, on_listening: Callable[[], None] | None = None
+    ) -> AsyncIterator[CatalogChange]:
+        """Every change committed from now on, until the caller stops or falls behind;
+        `on_listening` is called once the subscriber hears every change."""
         if len(self._queues) >= self.max_subscribers:
             raise TooManySubscribers(
                 f"this server already has {self.max_subscribers} subscriptions; try another"
@@ -138,6 +156,8 @@ class ChangeFeed:
         queue: asyncio.Queue[CatalogChange | _Ended] = asyncio.Queue(self.queue_size)
         await self.start()
         self._queues.add(queue)  # counted from here: listening, and hearing every change
+        if on_listening is not None:
+            on_listening()
         try:
             while True:
                 change = await queue.get()

@@ -1,7 +1,9 @@
 """The async engine, sessions for reading and writing, and dialect-aware upserts."""
 
 import asyncio
+import math
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, cast
@@ -157,6 +159,10 @@ class Database:
         self._sqlite_writers = asyncio.Lock() if self.is_sqlite else None
         # Whether the last write failed for an outage (a server gone, a read-only file).
         self.writes_failing = False
+        # Write transactions under way or waiting for their turn in this process, and
+        # when the last one ended (subscriptions send more slowly while writes go on).
+        self.writes_in_progress = 0
+        self._last_write_ended = -math.inf
 
     @property
     def sync_engines(self) -> list[Engine]:
@@ -185,7 +191,7 @@ class Database:
 
         An outage raises DatabaseUnavailable; any other database error is raised as is.
         """
-        async with self._writers_in_turn():
+        async with self._counted_write(), self._writers_in_turn():
             try:
                 with self._outages_as_unavailable():
                     async with AsyncSession(self._writer, expire_on_commit=False) as session:
@@ -208,6 +214,21 @@ class Database:
                 self.writes_failing = True
                 raise
             self.writes_failing = False
+
+    @asynccontextmanager
+    async def _counted_write(self) -> AsyncIterator[None]:
+        self.writes_in_progress += 1
+        try:
+            yield
+        finally:
+            self.writes_in_progress -= 1
+            self._last_write_ended = time.monotonic()
+
+    def wrote_within(self, seconds: float) -> bool:
+        """Whether this process is writing, or was within the last `seconds`."""
+        return bool(self.writes_in_progress) or (
+            time.monotonic() - self._last_write_ended < seconds
+        )
 
     async def check_writable(self) -> None:
         """Raise DatabaseUnavailable unless a write commits now (it raises the version)."""

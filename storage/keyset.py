@@ -9,6 +9,7 @@ from sqlalchemy import DateTime, Integer, Select, String, TypeDecorator, and_, f
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel
 
+from storage.column_values import column_holds
 from storage.database import table_of
 
 
@@ -38,6 +39,18 @@ class Listing:
             else:
                 kinds.append(str if isinstance(column_type, String) else int)
         return kinds
+
+    def holds(self, position: Sequence[Any]) -> bool:
+        """Whether each value of `position` fits its column (a cursor's values come from
+        clients: one that no row can have would make the database raise)."""
+        for value, (name, descending) in zip(position, self.order, strict=True):
+            column = self.column(name)
+            if not column_holds(column, value):
+                return False
+            # `page` may compare an ascending integer column negated, value and all.
+            if not descending and isinstance(value, int) and not column_holds(column, -value):
+                return False
+        return True
 
     def page(self, query: Select[Any], after: Sequence[Any] | None, limit: int) -> Select[Any]:
         """`query` restricted to the `limit + 1` rows after `after` (one more tells if a

@@ -48,6 +48,8 @@ class TencentEmulator:
     fail_next: int = 0
     # Answer every request with this ret/message instead.
     refuse_with: tuple[int, str] | None = None
+    # Answer every request with this body instead (JSON as written, garbage and all).
+    answer_with: bytes | None = None
     url: str = ""
 
     def add_recording(
@@ -67,6 +69,8 @@ class TencentEmulator:
             return Response("bad gateway", status_code=502)
         if self.refuse_with is not None:
             return self._error(*self.refuse_with)
+        if self.answer_with is not None:
+            return Response(self.answer_with, media_type="application/json")
         if query.get("interface") != "Live_Tape_GetFilelist":
             return self._error(-1, "unknown interface")
         if query.get("appid") != str(self.appid):

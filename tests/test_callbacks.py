@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -9,10 +10,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from storage import Anchor, InboxEntry, RecordingFile
 from tests.catalog_client import (
+    ADMIN_TOKEN,
     BASE,
     CALLBACK_KEY,
     UNREACHABLE_DATABASES,
@@ -304,3 +309,373 @@ async def test_a_failed_write_never_logs_the_callbacks_secrets(
         error_id = response.json()["message"].removeprefix("internal error (id ").rstrip(")")
         assert f"error id {error_id}" in caplog.text and "IntegrityError" in caplog.text
         assert "0123456789abcdef" not in caplog.text
+
+
+# ---- values checked at the door ------------------------------------------------------
+
+PROFILE = """query($userId: String!) { anchor(userId: $userId) {
+    replayCount replayDurationSeconds
+    replays(first: 10) { edges { node { durationSeconds recordings { fileId durationSeconds } } } }
+} }"""
+ROOM_DURATIONS = "kind broadcast { durationSeconds recordings { fileId durationSeconds fileSize } }"
+
+
+async def post_json_text(catalog: CatalogClient, text: str) -> Any:
+    """POST a body as written (`\\ud800` escapes, `NaN`): what httpx's json= cannot send."""
+    return await catalog.http.post(
+        "/callbacks/tencent", content=text.encode(), headers={"content-type": "application/json"}
+    )
+
+
+async def inbox_rows(catalog: CatalogClient) -> list[InboxEntry]:
+    return list(await catalog.database.scalars(select(InboxEntry).order_by(col(InboxEntry.id))))
+
+
+async def one_replay_of_alice(catalog: CatalogClient) -> None:
+    await catalog.send(push("2121_alice", BASE, "s1"))
+    await catalog.send(cut("2121_alice", BASE + 600, "s1"))
+    await catalog.send(recording("2121_alice", "f1", BASE, BASE + 600))
+
+
+ONE_REPLAY = [
+    {
+        "kind": "REPLAY",
+        "broadcast": {
+            "durationSeconds": 600,
+            "recordings": [{"fileId": "f1", "durationSeconds": 600, "fileSize": 60_000_000.0}],
+        },
+    }
+]
+
+
+@pytest.mark.parametrize(
+    ("extreme", "reason"),
+    [
+        ({"duration": 2_147_483_647}, "duration is out of range"),
+        ({"duration": "1e300"}, "duration is out of range"),
+        # 2000-01-02 to 2099-01-01: a span wider than Int.
+        ({"start_time": 946_771_200, "end_time": 4_070_908_800}, "start_time is out of range"),
+        ({"start_time": BASE - 90_000, "end_time": BASE + 660}, "the file lasts longer than"),
+    ],
+    ids=["max-int-duration", "huge-float-duration", "century-span", "span-over-a-day"],
+)
+async def test_a_recording_file_of_absurd_length_is_quarantined_and_rooms_still_answer(
+    catalog: CatalogClient, extreme: dict[str, Any], reason: str
+) -> None:
+    await one_replay_of_alice(catalog)
+    response = await catalog.post_callback(
+        sign({**recording("2121_alice", "huge", BASE + 600, BASE + 660), **extreme})
+    )
+    assert response.status_code == 200
+    assert await catalog.all_rooms(fields=ROOM_DURATIONS) == ONE_REPLAY
+    profile = (await catalog.data(PROFILE, {"userId": "alice"}))["anchor"]
+    assert profile["replayDurationSeconds"] == 600
+    *_, entry = await inbox_rows(catalog)
+    assert entry.outcome == "quarantined" and reason in (entry.reason or "")
+    assert (await catalog.data(FILE_QUERY, {"id": "huge"}))["recordingFile"] is None
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (push("2121_a", 1_000_000_000), "event_time is out of range"),  # 2001
+        (push("2121_a", int(time.time()) + 3 * 86400), "event_time is out of range"),
+        (recording("2121_a", "f9", BASE, int(time.time()) + 3 * 86400), "end_time is out of range"),
+        ({**recording("2121_a", "f9", BASE, BASE + 60), "file_id": ["f"]}, "file_id is not a"),
+        ({"event_type": 200, "stream_id": "2121_a", "create_time": -5}, "create_time is out of"),
+    ],
+    ids=["before-2010", "days-ahead", "file-days-ahead", "list-file-id", "negative-time"],
+)
+async def test_a_signed_event_with_a_time_or_field_out_of_range_is_quarantined(
+    catalog: CatalogClient, event: dict[str, Any], reason: str
+) -> None:
+    response = await catalog.post_callback(sign(event))
+    assert response.status_code == 200
+    (entry,) = await inbox_rows(catalog)
+    assert entry.outcome == "quarantined" and reason in (entry.reason or ""), entry.reason
+    assert await catalog.all_rooms() == []
+
+
+async def test_an_anchors_total_replay_time_saturates_at_the_largest_int(
+    catalog: CatalogClient,
+) -> None:
+    # Five streams of one anchor, each a broadcast from 2010 to now: about 2.6e9 seconds
+    # in all, more than GraphQL's Int holds. Every value is in range on its own.
+    since_2010 = 1_262_304_000 + 60
+    streams = [f"2121_s{i}" for i in range(5)]
+    await catalog.data(
+        "mutation($input: AnchorInput!) { upsertAnchor(input: $input) { userId } }",
+        {"input": {"userId": "marathon", "streamIds": streams}},
+        ADMIN_TOKEN,
+    )
+    for stream in streams:
+        await catalog.send(push(stream, since_2010, "long"))
+        await catalog.send(recording(stream, f"{stream}-f", BASE, BASE + 600))
+        await catalog.send(cut(stream, BASE + 600, "long"))
+    profile = (await catalog.data(PROFILE, {"userId": "marathon"}))["anchor"]
+    assert profile["replayCount"] == 5
+    assert profile["replayDurationSeconds"] == 2**31 - 1
+    spans = {edge["node"]["durationSeconds"] for edge in profile["replays"]["edges"]}
+    assert spans == {BASE + 600 - since_2010}
+    rooms = await catalog.all_rooms(fields=ROOM_DURATIONS)
+    assert len(rooms) == 5
+
+
+@pytest.mark.parametrize(
+    "event_type", [2**70, 2**31, -(2**31) - 1, "1" * 30, {"a": 1}, [100], "1e999"]
+)
+async def test_an_event_type_that_fits_no_column_is_kept_and_quarantined(
+    catalog: CatalogClient, event_type: Any
+) -> None:
+    event = {**recording("2121_a", "f1", BASE, BASE + 60), "event_type": event_type}
+    response = await catalog.post_callback(sign(event))
+    assert response.status_code == 200, response.text
+    (entry,) = await inbox_rows(catalog)
+    assert (entry.outcome, entry.event_type, entry.stream_id) == ("quarantined", None, "2121_a")
+    assert "event_type" in (entry.reason or "")
+    assert entry.payload["event_type"] == event_type
+    assert await catalog.all_rooms() == []
+
+
+SURROGATE_REASON = "the payload contains lone surrogates (text that is not valid Unicode)"
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda e: {**e, "stream_id": "2121_a\ud800"},
+        lambda e: {**e, "video_url": e["video_url"] + "\udfff"},
+        lambda e: {**e, "x\ud800y": 1},
+        lambda e: {**e, "callback_ext": {"deep": [{"\udc00": "\ud83d"}]}},
+    ],
+    ids=["stream-id", "url", "key", "nested"],
+)
+async def test_a_lone_surrogate_anywhere_in_a_signed_callback_is_kept_and_quarantined(
+    catalog: CatalogClient, spoil: Any
+) -> None:
+    signed = sign(spoil(recording("2121_a", "f1", BASE, BASE + 60)))
+    text = json.dumps(signed)  # ASCII, with the lone surrogates as \u escapes
+    assert "\\ud" in text
+    for _ in range(2):  # a retry is stored once
+        response = await post_json_text(catalog, text)
+        assert response.status_code == 200, response.text
+    (entry,) = await inbox_rows(catalog)
+    assert (entry.outcome, entry.reason) == ("quarantined", SURROGATE_REASON)
+    stored = json.dumps(entry.payload, ensure_ascii=False)
+    stored.encode()  # every string is valid Unicode now
+    assert "\ufffd" in stored
+    assert entry.stream_id in ("2121_a", "2121_a\ufffd")
+    assert await catalog.all_rooms() == []
+
+
+NON_FINITE_REASON = (
+    "the payload contains numbers that are not finite (NaN, Infinity, or over 4,300 digits)"
+)
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["NaN", "Infinity", "-Infinity", "9" * 5000],
+    ids=["nan", "infinity", "minus-infinity", "5000-digits"],
+)
+async def test_a_number_json_does_not_have_is_kept_and_quarantined(
+    catalog: CatalogClient, number: str
+) -> None:
+    signed = sign(recording("2121_a", "f1", BASE, BASE + 60))
+    text = json.dumps(signed)[:-1] + f', "file_size": {number}, "extra": [{number}]}}'
+    response = await post_json_text(catalog, text)
+    assert response.status_code == 200, response.text
+    (entry,) = await inbox_rows(catalog)
+    assert entry.outcome == "quarantined"
+    assert entry.reason == NON_FINITE_REASON
+    assert entry.payload["file_size"] is None and entry.payload["extra"] == [None]
+    assert entry.payload["file_id"] == "f1"
+
+
+@pytest.mark.parametrize("size", [-12345, "-1", 2**60, "9" * 30, 1.5e300])
+async def test_a_file_size_out_of_range_is_dropped_and_the_recording_kept(
+    catalog: CatalogClient, size: Any
+) -> None:
+    await catalog.send(recording("2121_a", "f1", BASE, BASE + 60, file_size=size))
+    found = await catalog.data('{ recordingFile(fileId: "f1") { fileId fileSize } }')
+    assert found["recordingFile"] == {"fileId": "f1", "fileSize": None}
+
+
+WRONG_SHAPES: list[dict[str, Any]] = [
+    {"stream_id": {"nested": "object"}},
+    {"stream_id": "2121_" + "a" * 3000},
+    {"channel_id": ["2121_a"], "stream_id": None},
+    {"event_type": {"a": 1}, "stream_id": [1, 2]},
+    {"t": {"soon": True}},
+    {"sign": ["x"]},
+]
+
+
+@pytest.mark.parametrize(
+    "shape", WRONG_SHAPES, ids=["object", "long", "list", "both", "object-t", "list-sign"]
+)
+async def test_an_unsigned_body_of_the_wrong_shape_is_refused_in_one_log_line(
+    catalog: CatalogClient, caplog: pytest.LogCaptureFixture, shape: dict[str, Any]
+) -> None:
+    caplog.set_level(logging.INFO)
+    body = {**push("2121_a", BASE), "sign": "0" * 32, "t": int(time.time()) + 600, **shape}
+    response = await catalog.post_callback(body)
+    assert response.status_code == 401
+    assert response.json()["code"] != 0
+    lines = [r for r in caplog.records if r.name.startswith("replay_catalog")]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].exc_info is None and "\n" not in lines[0].getMessage()
+    assert await inbox_rows(catalog) == []
+
+
+async def test_unsigned_bodies_of_the_wrong_shape_count_toward_the_refusal_limit(
+    database_url: str,
+) -> None:
+    settings = make_settings(database_url, refused_callbacks_per_minute=len(WRONG_SHAPES))
+    async with CatalogClient.started(settings) as catalog:
+        statuses = []
+        for shape in [*WRONG_SHAPES, *WRONG_SHAPES[:2]]:
+            body = {**push("2121_a", BASE), "sign": "0" * 32, **shape}
+            statuses.append((await catalog.post_callback(body)).status_code)
+        assert statuses == [401] * len(WRONG_SHAPES) + [429] * 2
+
+
+NESTED_BODIES = {
+    "brackets": b"[" * 2048,
+    "closed-brackets": b"[" * 2000 + b"]" * 2000,
+    "objects": b'{"a":' * 2000 + b"1" + b"}" * 2000,
+    "inside-a-callback": b'{"event_type": 1, "x": ' + b"[" * 100 + b"]" * 100 + b"}",
+}
+
+
+@pytest.mark.parametrize("body", NESTED_BODIES.values(), ids=NESTED_BODIES.keys())
+async def test_a_deeply_nested_body_gets_400_in_one_log_line(
+    catalog: CatalogClient, caplog: pytest.LogCaptureFixture, body: bytes
+) -> None:
+    caplog.set_level(logging.INFO)
+    response = await catalog.http.post(
+        "/callbacks/tencent", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "nest" in response.json()["message"]
+    lines = [r for r in caplog.records if r.name.startswith("replay_catalog")]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert await inbox_rows(catalog) == []
+
+
+async def test_a_signed_callback_nested_too_deep_is_refused_and_counted(database_url: str) -> None:
+    settings = make_settings(database_url, refused_callbacks_per_minute=2)
+    async with CatalogClient.started(settings) as catalog:
+        nested: Any = "x"
+        for _ in range(100):
+            nested = [nested]
+        event = sign({**push("2121_a", BASE), "relay": nested})
+        statuses = [(await catalog.post_callback(event)).status_code for _ in range(3)]
+        assert statuses == [400, 400, 429]
+
+
+async def test_brackets_inside_strings_and_modest_nesting_are_fine(catalog: CatalogClient) -> None:
+    nested: Any = {"session_id": "s1"}
+    for _ in range(8):
+        nested = {"inner": [nested]}
+    brackets = "[[[[{{{{" * 200 + '\\"[{'
+    await catalog.send(push("2121_a", BASE, "s1", errmsg=brackets, ext=nested))
+    (entry,) = await inbox_rows(catalog)
+    assert entry.outcome == "applied"
+    assert entry.payload["errmsg"] == brackets and entry.payload["ext"] == nested
+
+
+INGEST = """mutation($payload: JSON!) {
+  ingestTencentEvent(payload: $payload) { accepted duplicate eventType outcome reason }
+}"""
+
+
+async def test_the_mutation_checks_values_at_the_door_too(catalog: CatalogClient) -> None:
+    wide = sign({**recording("2121_a", "f1", BASE, BASE + 60), "event_type": 2**70})
+    huge = sign({**recording("2121_a", "f2", BASE, BASE + 60), "duration": 2**31 - 1})
+    spoiled = sign(recording("2121_a\ud800", "f3", BASE, BASE + 60))
+    answers = []
+    for payload in (wide, huge, spoiled):
+        body = json.dumps({"query": INGEST, "variables": {"payload": payload}})
+        response = await catalog.http.post(
+            "/graphql", content=body.encode(), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 200, response.text
+        assert "errors" not in response.json(), response.json()
+        answers.append(response.json()["data"]["ingestTencentEvent"])
+    assert [(a["accepted"], a["outcome"], a["eventType"]) for a in answers] == [
+        (True, "QUARANTINED", None),
+        (True, "QUARANTINED", 100),
+        (True, "QUARANTINED", 100),
+    ]
+    assert "event_type is out of range" in answers[0]["reason"]
+    assert "duration is out of range" in answers[1]["reason"]
+    assert answers[2]["reason"] == SURROGATE_REASON
+    assert await catalog.all_rooms() == []
+
+
+async def test_the_mutation_refuses_a_payload_nested_too_deep(catalog: CatalogClient) -> None:
+    nested: Any = "x"
+    for _ in range(40):  # deeper than a callback may nest, not than a GraphQL request may
+        nested = {"a": nested}
+    body = await catalog.graphql(INGEST, {"payload": sign({**push("2121_a", BASE), "x": nested})})
+    assert body["data"] is None
+    assert [e["message"] for e in body["errors"]] == [
+        "payload refused: the callback nests deeper than 32 levels"
+    ]
+    assert await inbox_rows(catalog) == []
+
+
+# Values a Tencent field might hold, and some no Tencent field should.
+ANY_TEXT = st.text(
+    st.characters(exclude_categories=()) | st.sampled_from(["\ud800", "\udfff", "\x00"]),
+    max_size=12,
+)
+ANY_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(),
+    ANY_TEXT,
+    st.sampled_from(["1", "100", "-7", "1e999", "9" * 25, "mp4", "http://a.b/c.m3u8"]),
+)
+ANY_JSON = st.recursive(
+    ANY_SCALAR,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ANY_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+TENCENT_FIELDS = st.sampled_from(
+    [
+        "event_type", "stream_id", "channel_id", "event_time", "sequence", "file_id",
+        "file_format", "video_url", "video_id", "file_size", "start_time", "end_time",
+        "duration", "create_time", "pic_full_url", "width", "height", "push_duration",
+        "errcode", "errmsg", "task_id", "record_file_id",
+    ]
+)  # fmt: skip
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    base=st.sampled_from(
+        [
+            push("2121_p", BASE, "s1"),
+            cut("2121_p", BASE + 60, "s1"),
+            recording("2121_p", "fp", BASE, BASE + 60),
+            {"event_type": 200, "stream_id": "2121_p", "create_time": BASE},
+        ]
+    ),
+    changes=st.dictionaries(TENCENT_FIELDS | ANY_TEXT, ANY_JSON, max_size=4),
+)
+async def test_a_signed_callback_of_any_shape_is_never_answered_500(
+    catalog: CatalogClient, base: dict[str, Any], changes: dict[str, Any]
+) -> None:
+    text = json.dumps(sign({**base, **changes}))
+    response = await post_json_text(catalog, text)
+    assert response.status_code == 200, response.text
+    await catalog.all_rooms(fields=ROOM_DURATIONS)  # answers without errors
+    await catalog.data(PROFILE, {"userId": "p"})

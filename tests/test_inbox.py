@@ -414,3 +414,64 @@ def test_reprocess_reports_an_unreachable_database_in_one_line(kind: str, tmp_pa
         "replay-catalog: reprocess failed: the catalog database is unavailable; try again later"
     )
     assert result.stdout == ""
+
+
+# ---- what the database cannot hold -------------------------------------------------
+
+SURROGATE_REASON = "the payload contains lone surrogates (text that is not valid Unicode)"
+NON_FINITE_REASON = (
+    "the payload contains numbers that are not finite (NaN, Infinity, or over 4,300 digits)"
+)
+
+
+async def post_json_text(catalog: CatalogClient, text: str) -> None:
+    """POST a signed body as written (`\\ud800` escapes, `NaN`), insisting on a 200."""
+    response = await catalog.http.post(
+        "/callbacks/tencent", content=text.encode(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_an_event_stored_not_quite_as_sent_is_shown_to_admins_and_stays_quarantined(
+    catalog: CatalogClient, database_url: str, tmp_path: Path, same_settings_as_the_app: None
+) -> None:
+    spoiled = sign(recording("2121_a", "f1", BASE, BASE + 60, errmsg="bad\ud800text"))
+    await post_json_text(catalog, json.dumps(spoiled))
+    not_finite = sign(recording("2121_b", "f2", BASE, BASE + 60))
+    await post_json_text(catalog, json.dumps(not_finite)[:-1] + ', "file_size": NaN}')
+
+    entries = await inbox(catalog, outcome="QUARANTINED")
+
+    assert [(e["streamId"], e["reason"]) for e in entries] == [
+        ("2121_b", NON_FINITE_REASON),
+        ("2121_a", SURROGATE_REASON),
+    ]
+    assert entries[0]["payload"]["file_size"] is None
+    assert entries[1]["payload"]["errmsg"] == "bad\ufffdtext"
+    assert await catalog.all_rooms() == []
+
+    result = await reprocess(database_url, tmp_path)
+
+    assert result == "entries read: 2, applied: 0, still quarantined: 2, ignored: 0, unchanged: 2"
+    assert await inbox(catalog) == entries
+    assert await catalog.all_rooms() == []
+
+
+async def test_reprocess_judges_times_against_when_the_callback_arrived(
+    catalog: CatalogClient, database_url: str, tmp_path: Path, same_settings_as_the_app: None
+) -> None:
+    # Received on BASE, the event claimed a time three days later: out of range then,
+    # even though that time has passed by now.
+    early = sign(push("2121_a", BASE + 3 * 86400, "s1"))
+    fine = sign(push("2121_b", BASE + 3600, "s1"))
+    received = datetime.fromtimestamp(BASE + 3600, UTC)
+    for payload in (early, fine):
+        await store_as_an_earlier_release(catalog, payload, "a bug since fixed", received)
+
+    result = await reprocess(database_url, tmp_path)
+
+    assert result == "entries read: 2, applied: 1, still quarantined: 1, ignored: 0, unchanged: 0"
+    assert [(e["streamId"], e["outcome"], e["reason"]) for e in await inbox(catalog)] == [
+        ("2121_b", "APPLIED", None),
+        ("2121_a", "QUARANTINED", "event_time is out of range (before 2010, or over a day ahead)"),
+    ]

@@ -4,28 +4,34 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+import uvicorn
 import websockets
+from strawberry.types import ExecutionResult
 
+from replay_catalog.app import create_app
+from resolvers.shared_subscriptions import SharedSubscriptions, SubscriptionCaps
 from storage.changefeed import CatalogChange, ChangeFeed, SubscriberTooSlow
 from tests.catalog_client import (
     ADMIN_TOKEN,
     BASE,
     CatalogClient,
     cut,
+    make_settings,
     push,
     recording,
     sign,
 )
 from tests.conftest import fresh_postgres_database
-from tests.servers import Server, serving
+from tests.servers import Server, free_port, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -39,6 +45,38 @@ BROADCAST_UPDATED = """subscription Broadcast($id: ID!) {
 SERVE_SETTINGS = {"LIVE_SILENCE_SECONDS": "0"}
 
 
+@dataclass
+class InProcessServer:
+    """The app served by uvicorn inside the test's own process."""
+
+    base_url: str
+
+    @property
+    def websocket_url(self) -> str:
+        return self.base_url.replace("http://", "ws://") + "/graphql"
+
+
+@asynccontextmanager
+async def serving_in_process(
+    catalog: CatalogClient, database_url: str
+) -> AsyncIterator[InProcessServer]:
+    """The app on the test's own Database, on a loopback port: its statements can be counted
+    (CatalogClient.counting_statements), and it hears the changes `catalog` ingests."""
+    port = free_port()
+    app = create_app(make_settings(database_url), catalog.database)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn has no "started" event
+        await asyncio.sleep(0.01)
+    try:
+        yield InProcessServer(f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        await task
+
+
 class Subscriber:
     """One graphql-transport-ws connection."""
 
@@ -47,9 +85,11 @@ class Subscriber:
 
     @classmethod
     @asynccontextmanager
-    async def connected(cls, server: Server) -> AsyncIterator["Subscriber"]:
+    async def connected(
+        cls, server: Server | InProcessServer, headers: dict[str, str] | None = None
+    ) -> AsyncIterator["Subscriber"]:
         async with websockets.connect(
-            server.websocket_url, subprotocols=["graphql-transport-ws"]
+            server.websocket_url, subprotocols=["graphql-transport-ws"], additional_headers=headers
         ) as websocket:
             await websocket.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(await websocket.recv())["type"] == "connection_ack"
@@ -60,6 +100,10 @@ class Subscriber:
     ) -> None:
         payload = {"query": query, "variables": variables or {}}
         await self.websocket.send(json.dumps({"id": key, "type": "subscribe", "payload": payload}))
+
+    async def end(self, key: str) -> None:
+        """End one of its subscriptions (the client's `complete`)."""
+        await self.websocket.send(json.dumps({"id": key, "type": "complete"}))
 
     async def message(self, seconds: float = 10) -> dict[str, Any]:
         """The next message about a subscription (next, error or complete)."""
@@ -82,17 +126,19 @@ class Subscriber:
         messages = [await self.message() for _ in range(count)]
         return {message["id"]: message for message in messages}
 
-    async def room_change_of(self, stream_id: str, seconds: float = 10) -> dict[str, Any]:
+    async def room_change_of(
+        self, stream_id: str, seconds: float = 10, key: str = "rooms"
+    ) -> dict[str, Any]:
         """The next roomsChanged event whose room is on `stream_id`, skipping others."""
         with anyio.fail_after(seconds):
             while True:
-                change = (await self.data("rooms"))["roomsChanged"]
+                change = (await self.data(key))["roomsChanged"]
                 room = change["room"]
                 if room is not None and room["stream"]["streamId"] == stream_id:
                     return dict(change)
 
 
-async def subscriptions_open(server: Server, count: int) -> None:
+async def subscriptions_open(server: Server | InProcessServer, count: int) -> None:
     """Wait until the server says `count` subscriptions are listening (GET /metrics)."""
     async with httpx.AsyncClient(base_url=server.base_url) as http:
         with anyio.fail_after(10):
@@ -123,6 +169,20 @@ async def curate(server: Server, broadcast_id: str, arguments: str) -> dict[str,
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         )
     return dict(answer.json()["data"]["curateBroadcast"])
+
+
+async def as_admin(server: Server, mutation: str, broadcast_id: str) -> None:
+    """One admin mutation of a broadcast (`$id`) on the server, insisting that it worked."""
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        answer = await http.post(
+            "/graphql",
+            json={
+                "query": f"mutation($id: ID!) {{ {mutation} {{ id }} }}",
+                "variables": {"id": broadcast_id},
+            },
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+    assert "errors" not in answer.json(), answer.text
 
 
 async def test_rooms_changed_tells_when_a_room_goes_live_and_becomes_a_replay(
@@ -269,3 +329,179 @@ async def test_a_callback_to_one_replica_reaches_a_subscriber_on_another(
         assert rooms.json()["data"]["rooms"]["edges"] == [
             {"node": {"kind": "LIVE", "stream": {"streamId": "2121_erin"}}}
         ]
+
+
+async def test_every_subscriber_of_a_document_is_told_the_same_change(
+    catalog: CatalogClient, database_url: str, tmp_path: Path
+) -> None:
+    async with (
+        serving(database_url, tmp_path, **SERVE_SETTINGS) as server,
+        Subscriber.connected(server) as first,
+        Subscriber.connected(server) as second,
+    ):
+        for subscriber in (first, second):
+            for index in range(3):
+                await subscriber.subscribe(f"rooms{index}", ROOMS_CHANGED)
+        await second.subscribe("other", STREAM_UPDATED, {"streamId": "2121_nobody"})
+        await subscriptions_open(server, 7)
+
+        await post(server, push("2121_many", BASE, "s1"))
+        told = [
+            *(await first.by_subscription(3)).values(),
+            *(await second.by_subscription(3)).values(),
+        ]
+        assert {message["id"] for message in told} == {"rooms0", "rooms1", "rooms2"}
+        payloads = [message["payload"] for message in told]
+        assert payloads == [payloads[0]] * 6
+        assert payloads[0]["data"]["roomsChanged"]["room"]["stream"] == {"streamId": "2121_many"}
+
+
+async def test_a_change_is_read_once_however_many_subscribe_to_it(
+    catalog: CatalogClient, database_url: str
+) -> None:
+    selects_per_change: dict[int, int] = {}
+    async with serving_in_process(catalog, database_url) as server:
+        for count, stream_id in ((1, "2121_once"), (8, "2121_eight")):
+            async with Subscriber.connected(server) as subscriber:
+                for index in range(count):
+                    await subscriber.subscribe(f"rooms{index}", ROOMS_CHANGED)
+                await subscriptions_open(server, count)
+                with catalog.counting_statements(selects_only=True) as selects:
+                    await catalog.send(push(stream_id, BASE, "s1"))
+                    told = await subscriber.by_subscription(count)
+                    rooms = [m["payload"]["data"]["roomsChanged"]["room"] for m in told.values()]
+                    assert [room["stream"]["streamId"] for room in rooms] == [stream_id] * count
+                selects_per_change[count] = len(selects)
+            await subscriptions_open(server, 0)
+    # The same statements for one subscriber as for eight: ingestion's, and one read.
+    assert selects_per_change[8] == selects_per_change[1]
+
+
+async def test_one_client_address_cannot_hold_more_subscriptions_than_its_cap(
+    catalog: CatalogClient, database_url: str, tmp_path: Path
+) -> None:
+    async with (
+        serving(database_url, tmp_path, **SERVE_SETTINGS, SUBSCRIPTIONS_PER_CLIENT="2") as server,
+        Subscriber.connected(server) as first,
+        Subscriber.connected(server) as second,
+    ):
+        await first.subscribe("a", ROOMS_CHANGED)
+        await second.subscribe("b", STREAM_UPDATED, {"streamId": "2121_capped"})
+        await subscriptions_open(server, 2)
+
+        # The cap is the address's, however many WebSockets it opens.
+        await second.subscribe("c", ROOMS_CHANGED)
+        refused = await second.message()
+        assert refused["id"] == "c" and refused["type"] == "next", refused
+        assert [error["message"] for error in refused["payload"]["errors"]] == [
+            "this client address already has 2 subscriptions open; end one before starting another"
+        ]
+        assert await second.message() == {"id": "c", "type": "complete"}
+
+        # Ending one makes room for another.
+        await first.end("a")
+        await subscriptions_open(server, 1)
+        await second.subscribe("d", ROOMS_CHANGED)
+        await subscriptions_open(server, 2)
+        await post(server, push("2121_capped", BASE, "s1"))
+        told = await second.by_subscription(2)
+        assert told["d"]["payload"]["data"]["roomsChanged"]["room"]["kind"] == "LIVE"
+        assert told["b"]["payload"]["data"]["streamUpdated"]["isLive"] is True
+
+
+@pytest.mark.parametrize(
+    "removal", ["curateBroadcast(id: $id, hidden: true)", "deleteBroadcast(id: $id)"]
+)
+async def test_anonymous_subscribers_hear_once_that_a_room_left_and_nothing_of_it_after(
+    catalog: CatalogClient, database_url: str, tmp_path: Path, removal: str
+) -> None:
+    async with (
+        serving(database_url, tmp_path, **SERVE_SETTINGS) as server,
+        Subscriber.connected(server) as anonymous,
+        Subscriber.connected(server, {"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin,
+    ):
+        await anonymous.subscribe("rooms", ROOMS_CHANGED)
+        await admin.subscribe("rooms", ROOMS_CHANGED)
+        await subscriptions_open(server, 2)
+        await post(server, push("2121_secret", BASE, "s1"))
+        broadcast_id = (await anonymous.room_change_of("2121_secret"))["broadcastId"]
+        assert (await admin.room_change_of("2121_secret"))["broadcastId"] == broadcast_id
+
+        await as_admin(server, removal, broadcast_id)
+        assert (await anonymous.data("rooms"))["roomsChanged"] == {
+            "broadcastId": broadcast_id,
+            "room": None,
+        }
+        # Admins still see it, and every change to it.
+        assert (await admin.data("rooms"))["roomsChanged"]["room"]["kind"] == "LIVE"
+        await post(server, recording("2121_secret", "s1-part", BASE, BASE + 60))
+        change = (await admin.data("rooms"))["roomsChanged"]
+        assert change["broadcastId"] == broadcast_id
+        assert change["room"]["broadcast"]["recordings"] == [{"fileId": "s1-part"}]
+
+        # Anonymous subscribers hear nothing more of it: the next they hear is another room.
+        await post(server, push("2121_public", BASE + 100, "s2"))
+        change = (await anonymous.data("rooms"))["roomsChanged"]
+        assert change["room"]["stream"] == {"streamId": "2121_public"}, change
+        assert (await admin.room_change_of("2121_public"))["room"]["kind"] == "LIVE"
+
+
+async def test_a_slow_subscriber_is_ended_without_holding_back_the_others() -> None:
+    subscriptions = SharedSubscriptions(SubscriptionCaps(queue_size=3))
+    changes: asyncio.Queue[ExecutionResult] = asyncio.Queue()
+
+    async def start(listening: asyncio.Event) -> AsyncGenerator[ExecutionResult, None]:
+        async def results() -> AsyncGenerator[ExecutionResult, None]:
+            listening.set()
+            while True:
+                yield await changes.get()
+
+        return results()
+
+    fast = subscriptions.subscribe("rooms", "10.0.0.1", start)
+    slow = subscriptions.subscribe("rooms", "10.0.0.2", start)
+    fast_next, slow_next = asyncio.ensure_future(anext(fast)), asyncio.ensure_future(anext(slow))
+    with anyio.fail_after(5):
+        while subscriptions.subscriber_count < 2:  # noqa: ASYNC110 - nothing to wait on
+            await asyncio.sleep(0)
+    assert subscriptions.execution_count == 1  # one execution feeds both
+
+    for index in range(100):
+        changes.put_nowait(ExecutionResult(data={"change": index}, errors=None))
+        with anyio.fail_after(1):
+            assert (await fast_next).data == {"change": index}
+        fast_next = asyncio.ensure_future(anext(fast))
+
+    # The slow one took the first and then nothing: it is told it fell behind, and ends.
+    received = [(await slow_next).data]
+    async for result in slow:
+        received.append(result.data if not result.errors else result.errors[0].message)
+    assert received == [
+        {"change": 0},
+        "more than 3 changes waited for this subscriber; subscribe again",
+    ]
+    assert subscriptions.subscriber_count == 1
+
+    fast_next.cancel()  # the subscriber leaves (its WebSocket closed)
+    with pytest.raises(asyncio.CancelledError):
+        await fast_next
+    assert subscriptions.execution_count == 0  # the last subscriber left: it stopped
+
+
+async def test_a_refused_document_is_refused_to_each_subscriber_and_queries_still_answer(
+    catalog: CatalogClient, database_url: str, tmp_path: Path
+) -> None:
+    async with (
+        serving(database_url, tmp_path, **SERVE_SETTINGS) as server,
+        Subscriber.connected(server) as subscriber,
+    ):
+        for key in ("first", "second"):
+            await subscriber.subscribe(key, "subscription { roomsChanged { nothingHere } }")
+            refused = await subscriber.message()
+            assert refused["id"] == key and refused["type"] == "error", refused
+            assert "nothingHere" in refused["payload"][0]["message"]
+
+        # Queries over the WebSocket are answered as before, each on its own.
+        await subscriber.subscribe("query", "{ rooms { edges { cursor } } }")
+        assert await subscriber.data("query") == {"rooms": {"edges": []}}
+        assert await subscriber.message() == {"id": "query", "type": "complete"}

@@ -3,14 +3,16 @@
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.catalog_client import BASE, CatalogClient, cut, iso, push, recording
+from resolvers.pagination import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
+from storage.recordings import RECORDINGS
+from tests.catalog_client import ADMIN_TOKEN, BASE, CatalogClient, cut, iso, push, recording
 
 pytestmark = pytest.mark.anyio
 
@@ -388,6 +390,8 @@ TAMPERINGS = {
     "key-as-null": lambda v: [v[0], v[1], None],
     "key-as-number": lambda v: [v[0], v[1], 7],
     "key-with-nul": lambda v: [v[0], v[1], "file\u0000"],
+    "key-with-lone-surrogate": lambda v: [v[0], v[1], "file\ud800"],
+    "key-longer-than-any-file-id": lambda v: [v[0], v[1], "f" * 129],
 }
 
 
@@ -409,6 +413,11 @@ OUT_OF_RANGE = {
     "id-below-64-bits": ["rooms", 1, iso(BASE), -(2**63) - 1],
     "huge-id": ["rooms", 1, iso(BASE), 10**30],
     "rank-beyond-64-bits": ["rooms", 2**64, iso(BASE), 1],
+    # Broadcast ids and ranks are 32-bit columns on PostgreSQL.
+    "id-beyond-32-bits": ["rooms", 1, iso(BASE), 2**31],
+    "rank-beyond-32-bits": ["rooms", 2**31, iso(BASE), 1],
+    "rank-below-32-bits": ["rooms", -(2**31) - 1, iso(BASE), 1],
+    "rank-that-cannot-be-negated": ["rooms", -(2**31), iso(BASE), 1],
     "time-after-year-9999-in-utc": ["rooms", 1, "9999-12-31T23:59:59-14:00", 1],
     "time-before-year-1-in-utc": ["rooms", 1, "0001-01-01T00:00:00+14:00", 1],
 }
@@ -421,6 +430,69 @@ async def test_cursor_with_out_of_range_values_is_a_clear_error(
     body = await ROOMS.page(catalog, 2, encode(values))
 
     assert errors_of(body) == [CURSOR_REFUSED]
+
+
+async def test_a_deeply_nested_cursor_is_a_clear_error(catalog: CatalogClient) -> None:
+    await small_catalog(catalog)
+    nested = base64.urlsafe_b64encode(b"[" * 1000).decode()
+    assert len(nested) <= MAX_CURSOR_LENGTH
+
+    for name, listing in LISTINGS.items():
+        body = await listing.page(catalog, 2, nested)
+        assert errors_of(body) == [CURSOR_REFUSED], name
+
+
+OVER_LONG_CURSORS = {
+    "nested-100k-deep": base64.urlsafe_b64encode(b"[" * 100_000).decode(),
+    "a-megabyte": "A" * 1_000_000,
+    "one-too-many": "A" * (MAX_CURSOR_LENGTH + 1),
+}
+
+
+@pytest.mark.parametrize("cursor", OVER_LONG_CURSORS.values(), ids=OVER_LONG_CURSORS.keys())
+async def test_an_over_long_cursor_is_refused_before_it_is_decoded(
+    catalog: CatalogClient, cursor: str
+) -> None:
+    await small_catalog(catalog)
+
+    for name, listing in LISTINGS.items():
+        body = await listing.page(catalog, 2, cursor)
+        assert errors_of(body) == [
+            f"after is longer than any cursor ({MAX_CURSOR_LENGTH} characters at most)"
+        ], name
+
+
+INBOX_PAGE = """query($after: String) { inboxEntries(first: 2, after: $after) {
+  edges { cursor } } }"""
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        encode(["inbox", iso(BASE), 2**31]),
+        encode(["inbox", "9999-12-31T23:59:59-23:59", 1]),
+        base64.urlsafe_b64encode(b"[" * 1000).decode(),
+    ],
+    ids=["id-beyond-32-bits", "time-beyond-year-9999", "nested"],
+)
+async def test_a_malformed_inbox_cursor_is_a_clear_error(
+    catalog: CatalogClient, cursor: str
+) -> None:
+    await catalog.send(push("2121_alice", BASE))
+
+    body = await catalog.graphql(INBOX_PAGE, {"after": cursor}, ADMIN_TOKEN)
+
+    assert errors_of(body) == [CURSOR_REFUSED]
+
+
+def test_the_longest_cursor_the_service_can_make_is_accepted_back() -> None:
+    """Stream and file ids at their column's length, of characters that JSON escapes."""
+    name = "recordings:" + "\x01" * 256
+    latest = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    for character in ("\x01", "\N{GRINNING FACE}", '"'):
+        cursor = encode_cursor(name, [latest, character * 128])
+        assert len(cursor) <= MAX_CURSOR_LENGTH
+        assert decode_cursor(name, RECORDINGS, cursor) == [latest, character * 128]
 
 
 async def walk_from(catalog: CatalogClient, listing: Listing, after: str) -> list[Any]:

@@ -11,12 +11,18 @@ from pathlib import Path
 import anyio
 import pytest
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from replay_catalog.app import create_app
-from replay_catalog.tencent.filelist import FileListClient, TencentRefused, TencentUnreachable
+from replay_catalog.tencent.filelist import (
+    FileListClient,
+    FileListError,
+    TencentRefused,
+    TencentUnreachable,
+)
 from resolvers.ingestion import Ingestor
 from resolvers.reconciliation import ReconcileTarget, reconcile
-from storage import RecordingFile
+from storage import InboxEntry, RecordingFile
 from tests.catalog_client import BASE, CatalogClient, cut, iso, make_settings, push, recording
 from tests.tencent_emulator import TencentEmulator, running_emulator
 
@@ -270,3 +276,80 @@ async def test_background_reconcile_is_off_without_an_api_key(
     async with app.router.lifespan_context(app):
         await anyio.sleep(1.5)
     assert tencent.requests == []
+
+
+def file_list_answer(entries: str, all_count: str) -> bytes:
+    """A file-list answer as Tencent could write it (JSON text, so NaN and \\u escapes)."""
+    output = f'{{"all_count": {all_count}, "file_list": [{entries}]}}'
+    return f'{{"ret": 0, "message": "", "output": {output}}}'.encode()
+
+
+def listed_entry(name: str, **extra: str) -> str:
+    """One file-list entry in JSON text; `extra` values are JSON text too."""
+    fields = {
+        "file_id": f'"{name}"',
+        "record_file_url": f'"http://1252033264.vod2.myqcloud.com/{name}/f0.mp4"',
+        "start_time": '"2026-11-01 20:00:00"',
+        "end_time": '"2026-11-01 20:10:00"',
+        **extra,
+    }
+    return "{" + ", ".join(f'"{name}": {value}' for name, value in fields.items()) + "}"
+
+
+async def test_values_out_of_range_in_the_file_list_are_dropped_or_quarantined(
+    catalog: CatalogClient, tencent: TencentEmulator
+) -> None:
+    tencent.answer_with = file_list_answer(
+        ", ".join(
+            [
+                listed_entry("superscript-size", file_size='"\u00b2"'),
+                listed_entry("negative-size", file_size="-12345"),
+                listed_entry("huge-size", file_size='"' + "9" * 40 + '"'),
+                listed_entry("nan-size", file_size="NaN"),
+                listed_entry("object-id", file_id='{"a": 1}'),
+                listed_entry("odd-time", start_time="[1]"),
+                listed_entry("bad\\ud800id"),
+                listed_entry("century", start_time='"2001-01-01 00:00:00"'),
+            ]
+        ),
+        all_count='"\u00b2"',
+    )
+    ingestor = Ingestor(
+        catalog.database, None, make_settings(catalog.database.url).grouping_rules()
+    )
+    client = client_for(tencent)
+    target = ReconcileTarget("2121_a", day(BASE - 600), day(BASE + 600))
+
+    summary = await reconcile(catalog.database, ingestor, client, [target])
+    await client.aclose()
+
+    sizes = await catalog.data(
+        "{ recordingFiles(first: 10) { edges { node { fileId fileSize } } } }"
+    )
+    assert sorted(
+        (edge["node"]["fileId"], edge["node"]["fileSize"])
+        for edge in sizes["recordingFiles"]["edges"]
+    ) == [
+        ("huge-size", None),
+        ("nan-size", None),
+        ("negative-size", None),
+        ("superscript-size", None),
+    ]
+    # Skipped: the entries whose id is an object or not valid Unicode, or whose time is
+    # a list. Quarantined: the one that spans 25 years.
+    assert summary.files_found == 5
+    quarantined = await catalog.database.scalars(
+        select(InboxEntry.reason).where(col(InboxEntry.outcome) == "quarantined")
+    )
+    assert quarantined == ["start_time is out of range (before 2010, or over a day ahead)"]
+
+
+@pytest.mark.parametrize("answer", [b"[" * 5000, b'{"ret": 0, "output": ' * 3000, b"\xff\xfe\x00"])
+async def test_an_unusable_file_list_answer_is_a_clean_failure(
+    tencent: TencentEmulator, answer: bytes
+) -> None:
+    tencent.answer_with = answer
+    client = client_for(tencent)
+    with pytest.raises(FileListError, match="Tencent's file list answer is unusable"):
+        await client.files("2121_a", day(BASE), day(BASE + 600))
+    await client.aclose()

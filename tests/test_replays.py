@@ -305,6 +305,69 @@ async def test_loopback_addresses_are_refused_unless_explicitly_allowed(
     assert sum(vod.requests.values()) == 0
 
 
+MALFORMED_HOSTS = {
+    "empty-label": "http://a..vod2.myqcloud.com/x.m3u8",
+    "empty-label-https": "https://a..vod2.myqcloud.com/x.m3u8",
+    "two-trailing-dots": "http://a.vod2.myqcloud.com../x.m3u8",
+    "label-over-63": f"http://{'a' * 64}.vod2.myqcloud.com/x.m3u8",
+    "space": "http://a b.vod2.myqcloud.com/x.m3u8",
+}
+
+
+@pytest.mark.parametrize("url", MALFORMED_HOSTS.values(), ids=MALFORMED_HOSTS.keys())
+async def test_a_part_whose_host_is_not_a_valid_name_fails_the_playlist_with_502(
+    catalog: CatalogClient, url: str
+) -> None:
+    # The catalog fixture keeps the default allow-list, which these hosts' suffix is on.
+    await catalog.send(recording(STREAM, "q1", BASE, BASE + 10, "hls", video_url=url))
+    failed = await catalog.http.get(await only_broadcast_path(catalog))
+    assert failed.status_code == 502
+    assert failed.text.startswith("replay unavailable: part 1 of 1 (file q1) could not be fetched")
+    assert "is not a valid host name" in failed.text
+
+
+async def test_a_redirect_to_a_malformed_host_fails_the_playlist_with_502(
+    catalog: CatalogClient, database_url: str, vod: VodEmulator
+) -> None:
+    url = vod.add_redirect("vod/r1/playlist.m3u8", MALFORMED_HOSTS["empty-label"])
+    await catalog.send(recording(STREAM, "r1", BASE, BASE + 10, "hls", video_url=url))
+    allowed = ["127.0.0.1", *DEFAULT_VOD_ALLOWED_HOSTS]
+    async with catalog_fetching_vod(database_url, vod_allowed_hosts=allowed) as client:
+        failed = await client.http.get(await only_broadcast_path(client))
+    assert failed.status_code == 502
+    assert "a..vod2.myqcloud.com is not a valid host name" in failed.text
+
+
+# IPv6 addresses that carry a private IPv4 address (or a private IPv6 range) which
+# Python 3.11's `is_global` calls global.
+DISGUISED_PRIVATE_ADDRESSES = {
+    "ipv4-compatible-loopback": "::7f00:1",
+    "nat64-of-10.0.0.1": "64:ff9b::a00:1",
+    "6to4-of-10.0.0.1": "2002:a00:1::",
+    "site-local": "fec0::1",
+    "nat64-local-use": "64:ff9b:1::a00:1",
+}
+
+
+@pytest.mark.parametrize(
+    "address", DISGUISED_PRIVATE_ADDRESSES.values(), ids=DISGUISED_PRIVATE_ADDRESSES.keys()
+)
+async def test_ipv6_addresses_that_embed_a_private_address_are_refused(
+    catalog: CatalogClient, database_url: str, address: str
+) -> None:
+    url = f"http://[{address}]/vod/s1/playlist.m3u8"
+    await catalog.send(recording(STREAM, "s1", BASE, BASE + 10, "hls", video_url=url))
+    async with catalog_fetching_vod(
+        database_url,
+        vod_allowed_hosts=[address],
+        vod_allow_private_addresses=False,
+        vod_fetch_timeout_seconds=2,
+    ) as guarded:
+        failed = await guarded.http.get(await only_broadcast_path(guarded))
+    assert failed.status_code == 502
+    assert f"{address} resolves to a private or loopback address" in failed.text
+
+
 @pytest.mark.parametrize("streamed", [False, True], ids=["declared", "streamed"])
 async def test_an_oversized_playlist_is_refused(
     catalog: CatalogClient, database_url: str, vod: VodEmulator, streamed: bool
@@ -448,11 +511,18 @@ def test_only_public_addresses_are_public() -> None:
     non_public = [
         "127.0.0.1", "10.1.2.3", "192.168.1.1", "169.254.169.254", "100.64.0.1", "224.0.0.1",
         unspecified, "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+        *DISGUISED_PRIVATE_ADDRESSES.values(), "::", "::a9fe:a9fe", "64:ff9b::7f00:1",
+        "2002:c0a8:101::1", "2002:7f00:1::", "fec0:1::", "feff::1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo: a tunnel to a hidden IPv4 host
     ]  # fmt: skip
     for address in non_public:
         assert not is_public_address(ipaddress.ip_address(address)), address
-    assert is_public_address(ipaddress.ip_address("119.29.29.29"))
-    assert is_public_address(ipaddress.ip_address("2402:4e00::"))
+    public = [
+        "119.29.29.29", "2402:4e00::", "::ffff:119.29.29.29", "64:ff9b::771d:1d1d",
+        "2002:771d:1d1d::",
+    ]  # fmt: skip
+    for address in public:
+        assert is_public_address(ipaddress.ip_address(address)), address
 
 
 def test_vod_hosts_are_read_comma_separated_and_default_to_tencents_domains(

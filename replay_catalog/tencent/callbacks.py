@@ -9,10 +9,12 @@ import hmac
 import json
 import math
 import re
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from replay_catalog.request_json import nests_deeper_than
 from resolvers.events import (
     DomainEvent,
     PushEnded,
@@ -33,9 +35,36 @@ EVENT_SCREENSHOT = 200
 FORMATS = {"flv": "FLV", "hls": "HLS", "m3u8": "HLS", "mp4": "MP4", "aac": "AAC"}
 FORMAT_BY_EXTENSION = {".flv": "FLV", ".m3u8": "HLS", ".mp4": "MP4", ".aac": "AAC", ".m4a": "AAC"}
 
-# Unix times outside this range are not times Tencent could mean.
-EARLIEST_TIME = 946_684_800  # 2000-01-01
-LATEST_TIME = 4_102_444_800  # 2100-01-01
+# The declared range of every value a callback carries. A signed callback outside them
+# is kept in the inbox, quarantined with the reason; nothing outside them reaches the
+# catalog, so no stored value can make an answer fail.
+#
+# Times: Tencent Cloud Live's recording is younger than 2010, and a notification tells
+# of something that has already happened (its `t` is about ten minutes ahead). A day of
+# leeway covers any clock skew; a later time could only pin a room at the top of the list.
+EARLIEST_TIME = 1_262_304_000  # 2010-01-01 UTC
+MAX_SECONDS_AHEAD = 86_400
+# One recording file lasts at most the template's longest part (record_interval: at
+# most 7200 s; newer templates: at most 720 minutes). A day is far above both, and keeps
+# a file's start (end_time - duration) inside the window above, give or take that day.
+MAX_FILE_SECONDS = 86_400
+# Event types are small numbers; the inbox keeps them in a 32-bit column.
+MAX_EVENT_TYPE = 2**31 - 1
+# Sizes are bytes, shown as a Float, which holds whole numbers exactly up to 2^53.
+MAX_FILE_SIZE = 2**53
+# Other optional numbers (pixels, milliseconds, error codes) fit 32-bit columns.
+MAX_INT32 = 2**31 - 1
+MAX_STREAM_ID = 256
+# Tencent's bodies are flat objects (callback_ext is a JSON *string*); a few levels more
+# leave room for new fields. Python's json and every walk of a payload recurse.
+MAX_NESTING = 32
+TOO_DEEP = f"the callback nests deeper than {MAX_NESTING} levels"
+# Text that is not valid Unicode (a lone surrogate, which a JSON \u escape can spell)
+# or holds NUL cannot be stored; ingestion replaces these before the payload is read.
+UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
+# A JSON string (escapes and all; an unterminated one runs to the end), or a bracket
+# outside strings. Possessive, so scanning stays linear on any input.
+STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]++|\\.)*+"?|(?P<open>[\[{])|(?P<close>[\]}])', re.DOTALL)
 
 # Fields that differ between deliveries of the same event, left out of its identity.
 DELIVERY_FIELDS = ("t", "sign")
@@ -57,6 +86,11 @@ PUSH_SECRET = re.compile(
 
 class CallbackRejected(Exception):
     """The callback is not authentic (or no key is configured); answered with 401."""
+
+
+class MalformedBody(Exception):
+    """A body of Tencent's that is not a JSON object, or nests too deep: a callback so
+    shaped is answered 400 (before its sign can be read), a file-list answer fails."""
 
 
 class MalformedEvent(Exception):
@@ -88,11 +122,68 @@ def verify_callback_sign(payload: Mapping[str, Any], key: str | None, now: float
         raise CallbackRejected("notification expired (t is in the past)")
 
 
+def read_json_object(body: bytes) -> dict[str, Any]:
+    """The JSON object a body holds (a callback, a file-list answer); MalformedBody when
+    it holds none.
+
+    Nesting is measured before parsing, because Python's json recurses. Python's json
+    rather than orjson (which bounds nesting itself): orjson refuses integers past 64
+    bits, NaN and lone surrogates in \\u escapes, and a *signed* callback holding them
+    must be kept and quarantined, not refused, or Tencent retries it until it is lost.
+    """
+    try:
+        text = body.decode(json.detect_encoding(body))
+    except UnicodeDecodeError as error:
+        raise MalformedBody("body must be a JSON object") from error
+    _check_text_nesting(text)
+    try:
+        payload = json.loads(text, parse_int=_json_integer)
+    except ValueError as error:
+        raise MalformedBody("body must be a JSON object") from error
+    if not isinstance(payload, dict):
+        raise MalformedBody("body must be a JSON object")
+    return payload
+
+
+def check_nesting(payload: Any) -> None:
+    """Raise MalformedBody if a parsed payload nests deeper than MAX_NESTING (for
+    payloads that arrive parsed, as the mutation's do)."""
+    if nests_deeper_than(payload, MAX_NESTING):
+        raise MalformedBody(TOO_DEEP)
+
+
+def _check_text_nesting(text: str) -> None:
+    if text.count("[") + text.count("{") <= MAX_NESTING:
+        return  # every real callback: no need to tell strings from structure
+    depth = 0
+    for token in STRING_OR_BRACKET.finditer(text):
+        if token.lastgroup == "open":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise MalformedBody(TOO_DEEP)
+        elif token.lastgroup == "close":
+            depth -= 1
+
+
+def _json_integer(digits: str) -> int | float:
+    """An integer as json reads it, except that one too long for int() (over 4,300
+    digits) becomes an infinity rather than failing the body: ingestion stores it as
+    null and quarantines the event, which is kept like any other signed callback."""
+    try:
+        return int(digits)
+    except ValueError:
+        return float(digits)
+
+
 def event_key(payload: Mapping[str, Any]) -> str:
-    """The identity of an event across retries: a hash of everything but `t` and `sign`."""
+    """The identity of an event across retries: a hash of everything but `t` and `sign`.
+
+    Computed on what was sent: lone surrogates are hashed as they are (surrogatepass),
+    so two events that differ only there keep two keys.
+    """
     body = {name: value for name, value in payload.items() if name not in DELIVERY_FIELDS}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def redact_secrets(value: Any) -> Any:
@@ -113,66 +204,94 @@ def redact_secrets(value: Any) -> Any:
 
 
 def event_type_of(payload: Mapping[str, Any]) -> int | None:
+    """The event type, or None when it is missing or out of range (parse_callback says
+    why): safe for logs, metrics and the inbox's 32-bit column, on any payload."""
     try:
-        return _whole_number(payload.get("event_type"))
-    except ValueError:
+        return _event_type(payload)
+    except MalformedEvent:
         return None
 
 
 def stream_id_of(payload: Mapping[str, Any]) -> str | None:
+    """The stream an event names, or None when neither name holds text: safe for logs and
+    the inbox's filter on any payload (parse_callback says what is wrong)."""
     # `channel_id` is the historical name of `stream_id`; either may be missing.
-    return _text(payload, "stream_id") or _text(payload, "channel_id")
+    for name in ("stream_id", "channel_id"):
+        try:
+            stream_id = _text(payload, name)
+        except MalformedEvent:
+            stream_id = None
+        if stream_id is not None:
+            return stream_id
+    return None
 
 
-def parse_callback(payload: Mapping[str, Any]) -> DomainEvent:
-    """Turn an authentic payload into a domain event, or raise MalformedEvent."""
-    event_type = event_type_of(payload)
-    stream_id = stream_id_of(payload)
+def parse_callback(payload: Mapping[str, Any], now: float | None = None) -> DomainEvent:
+    """Turn an authentic payload into a domain event, or raise MalformedEvent.
+
+    `now` (Unix seconds; default: the clock) is when the callback was received: no time
+    it carries may lie more than MAX_SECONDS_AHEAD after it.
+    """
+    latest = (time.time() if now is None else now) + MAX_SECONDS_AHEAD
+    event_type = _event_type(payload)
     if event_type not in (
         EVENT_PUSH_STARTED,
         EVENT_PUSH_CUT_OFF,
         EVENT_RECORDING_FILE,
         EVENT_SCREENSHOT,
     ):
-        return UnusedEvent(event_type=event_type, stream_id=stream_id)
+        return UnusedEvent(event_type=event_type, stream_id=stream_id_of(payload))
+    stream_id = _text(payload, "stream_id") or _text(payload, "channel_id")
     if stream_id is None:
         raise MalformedEvent("stream_id and channel_id are both missing")
-    if len(stream_id) > 256:
-        raise MalformedEvent("stream_id is longer than 256 characters")
+    if len(stream_id) > MAX_STREAM_ID:
+        raise MalformedEvent(f"stream_id is longer than {MAX_STREAM_ID} characters")
     if event_type == EVENT_PUSH_STARTED:
         return PushStarted(
             stream_id=stream_id,
-            at=_required_time(payload, "event_time"),
+            at=_required_time(payload, "event_time", latest),
             sequence=_text(payload, "sequence", limit=128) or "",
         )
     if event_type == EVENT_PUSH_CUT_OFF:
         return PushEnded(
             stream_id=stream_id,
-            at=_required_time(payload, "event_time"),
+            at=_required_time(payload, "event_time", latest),
             sequence=_text(payload, "sequence", limit=128) or "",
-            push_duration_ms=_lenient_number(payload, "push_duration"),
-            errcode=_lenient_number(payload, "errcode"),
+            push_duration_ms=_lenient_number(payload, "push_duration", 0, MAX_INT32),
+            errcode=_lenient_number(payload, "errcode", -MAX_INT32, MAX_INT32),
             errmsg=_text(payload, "errmsg", limit=512),
         )
     if event_type == EVENT_RECORDING_FILE:
-        return _recording_file(payload, stream_id)
-    return _screenshot(payload, stream_id)
+        return _recording_file(payload, stream_id, latest)
+    return _screenshot(payload, stream_id, latest)
 
 
-def _recording_file(payload: Mapping[str, Any], stream_id: str) -> RecordingFileReady:
+def _event_type(payload: Mapping[str, Any]) -> int | None:
+    try:
+        event_type = _whole_number(payload.get("event_type"))
+    except ValueError as error:
+        raise MalformedEvent("event_type is not a number") from error
+    if event_type is not None and not 0 <= event_type <= MAX_EVENT_TYPE:
+        raise MalformedEvent("event_type is out of range")
+    return event_type
+
+
+def _recording_file(
+    payload: Mapping[str, Any], stream_id: str, latest: float
+) -> RecordingFileReady:
     file_id = _text(payload, "file_id", limit=128) or _text(payload, "record_file_id", limit=128)
     if file_id is None:
         raise MalformedEvent("file_id is missing")
     video_url = _web_url(payload, "video_url")
     file_format = _format(payload, video_url)
-    start, end, duration = _file_times(payload)
+    start, end, duration = _file_times(payload, latest)
     return RecordingFileReady(
         stream_id=stream_id,
         file_id=file_id,
         format=file_format,
         video_url=video_url,
         video_id=_text(payload, "video_id", limit=256),
-        file_size=_lenient_number(payload, "file_size", bits=63),
+        file_size=_lenient_number(payload, "file_size", 0, MAX_FILE_SIZE),
         start_time=from_unix(start),
         end_time=from_unix(end),
         duration_seconds=duration,
@@ -180,42 +299,61 @@ def _recording_file(payload: Mapping[str, Any], stream_id: str) -> RecordingFile
     )
 
 
-def _file_times(payload: Mapping[str, Any]) -> tuple[int, int, int]:
-    """Start, end and duration in Unix seconds, never a negative span.
+def _file_times(payload: Mapping[str, Any], latest: float) -> tuple[int, int, int]:
+    """Start, end and duration in Unix seconds, never a negative span nor one over
+    MAX_FILE_SECONDS.
 
     Tencent says `start_time` is when writing began and the content really starts
     at `end_time - duration`; the recording guide's own example has a start after
     its end. Trust `end_time`, then `duration`, and clamp what is left.
     """
-    start = _optional_time_number(payload, "start_time")
-    end = _optional_time_number(payload, "end_time")
-    duration = _lenient_number(payload, "duration")
-    if duration is not None and duration <= 0:
-        duration = None  # absent, garbage, or a zero that would collapse the file
+    start = _optional_time_number(payload, "start_time", latest)
+    end = _optional_time_number(payload, "end_time", latest)
+    duration = _duration(payload)
     if end is None and start is None:
         raise MalformedEvent("start_time and end_time are both missing")
     if end is None:
         assert start is not None
         end = start + (duration or 0)
+        _check_time("end_time", end, latest)
     if duration is not None:
         start = end - duration
+        _check_time("start_time", start, latest)
     elif start is None or start > end:
         start = end
+    if end - start > MAX_FILE_SECONDS:
+        raise MalformedEvent(
+            f"the file lasts longer than {MAX_FILE_SECONDS} seconds (start_time to end_time)"
+        )
     return start, end, end - start
 
 
-def _screenshot(payload: Mapping[str, Any], stream_id: str) -> ScreenshotTaken:
-    taken = _optional_time_number(payload, "create_time")
+def _duration(payload: Mapping[str, Any]) -> int | None:
+    """A file's `duration`: optional, so absent or garbage is no duration; but a number
+    out of range is a claim about where the file lies that cannot be true."""
+    try:
+        duration = _whole_number(payload.get("duration"))
+    except ValueError:
+        return None
+    if duration is not None and duration > MAX_FILE_SECONDS:
+        raise MalformedEvent(f"duration is out of range (over {MAX_FILE_SECONDS} seconds)")
+    if duration is not None and duration <= 0:
+        return None  # a zero or less would collapse the file
+    return duration
+
+
+def _screenshot(payload: Mapping[str, Any], stream_id: str, latest: float) -> ScreenshotTaken:
+    taken = _optional_time_number(payload, "create_time", latest)
     if taken is None:
-        taken = _optional_time_number(payload, "event_time")
+        taken = _optional_time_number(payload, "event_time", latest)
     if taken is None:
         raise MalformedEvent("create_time is missing")
     return ScreenshotTaken(
         stream_id=stream_id,
         taken_at=from_unix(taken),
         url=_web_url(payload, "pic_full_url"),
-        width=_lenient_number(payload, "width"),
-        height=_lenient_number(payload, "height"),
+        width=_lenient_number(payload, "width", 0, MAX_INT32),
+        height=_lenient_number(payload, "height", 0, MAX_INT32),
     )
 
 
@@ -243,21 +381,28 @@ def _web_url(payload: Mapping[str, Any], name: str) -> str:
 
 
 def _text(payload: Mapping[str, Any], name: str, limit: int = MAX_TEXT) -> str | None:
+    """Optional text: a string (a number is read as its digits) of valid Unicode, at
+    most `limit` characters once stripped; None when absent or blank."""
     value = payload.get(name)
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) >= 2**64:
+            raise MalformedEvent(f"{name} is not a string")
         value = str(value)
     if not isinstance(value, str):
         raise MalformedEvent(f"{name} is not a string")
     value = value.strip()
     if len(value) > limit:
         raise MalformedEvent(f"{name} is longer than {limit} characters")
+    if UNSTORABLE_CHARACTERS.search(value):
+        raise MalformedEvent(f"{name} is not valid Unicode text")
     return value or None
 
 
 def _whole_number(value: Any) -> int | None:
-    """Tencent sends numbers as JSON numbers or as strings; raise ValueError on garbage."""
+    """Tencent sends numbers as JSON numbers or as strings; raise ValueError on garbage
+    (anything else, and NaN or an infinity)."""
     if value is None or isinstance(value, bool):
         if value is None:
             return None
@@ -266,6 +411,8 @@ def _whole_number(value: Any) -> int | None:
         value = value.strip()
         if not value:
             return None
+        if len(value) > 64:
+            raise ValueError("too long for a number")
         value = float(value) if any(c in value for c in ".eE") else int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -276,32 +423,38 @@ def _whole_number(value: Any) -> int | None:
     raise ValueError(f"not a number: {type(value).__name__}")
 
 
-def _lenient_number(payload: Mapping[str, Any], name: str, bits: int = 31) -> int | None:
-    """An optional number whose absence, garbage or excess costs nothing but the number.
-
-    Stored numbers are 32-bit columns (64-bit for file sizes): anything wider is dropped.
-    """
+def _lenient_number(payload: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
+    """An optional number that describes an event without placing it (a size, pixels,
+    an error code): absent, garbage or out of [low, high], it is dropped (None) and the
+    event kept. A recording is worth more than its byte count, Tencent's payloads do not
+    always carry these numbers, and no answer depends on them being there. (Times and
+    durations place an event: out of range, they quarantine it.)"""
     try:
         number = _whole_number(payload.get(name))
-    except (ValueError, OverflowError):
+    except ValueError:
         return None
-    if number is not None and not -(2**bits) <= number < 2**bits:
+    if number is not None and not low <= number <= high:
         return None
     return number
 
 
-def _optional_time_number(payload: Mapping[str, Any], name: str) -> int | None:
+def _optional_time_number(payload: Mapping[str, Any], name: str, latest: float) -> int | None:
     try:
         moment = _whole_number(payload.get(name))
-    except (ValueError, OverflowError) as error:
+    except ValueError as error:
         raise MalformedEvent(f"{name} is not a Unix time") from error
-    if moment is not None and not EARLIEST_TIME <= moment <= LATEST_TIME:
-        raise MalformedEvent(f"{name} is out of range")
+    if moment is not None:
+        _check_time(name, moment, latest)
     return moment
 
 
-def _required_time(payload: Mapping[str, Any], name: str) -> datetime:
-    moment = _optional_time_number(payload, name)
+def _check_time(name: str, moment: int, latest: float) -> None:
+    if not EARLIEST_TIME <= moment <= latest:
+        raise MalformedEvent(f"{name} is out of range (before 2010, or over a day ahead)")
+
+
+def _required_time(payload: Mapping[str, Any], name: str, latest: float) -> datetime:
+    moment = _optional_time_number(payload, name, latest)
     if moment is None:
         raise MalformedEvent(f"{name} is missing")
     return from_unix(moment)

@@ -15,6 +15,12 @@ from typing import Any
 
 import httpx
 
+from replay_catalog.tencent.callbacks import (
+    UNSTORABLE_CHARACTERS,
+    MalformedBody,
+    read_json_object,
+)
+
 DEFAULT_API_URL = "http://fcgi.video.qcloud.com/common_access"
 INTERFACE = "Live_Tape_GetFilelist"
 # The interface returns at most 100 files a page.
@@ -27,6 +33,12 @@ REQUEST_VALIDITY_SECONDS = 60
 # Newer answers number the formats: 1 FLV, 2 HLS, 3 MP4, 4 AAC.
 FORMAT_NUMBERS = {"1": "flv", "2": "hls", "3": "mp4", "4": "aac"}
 FORMAT_BY_EXTENSION = {".flv": "flv", ".m3u8": "hls", ".mp4": "mp4", ".aac": "aac"}
+# What an answer's values may be, checked here; ranges and text are checked again when a
+# listed file is ingested as the callback it stands for (tencent.callbacks), which
+# quarantines what is out of range there.
+MAX_ID = 128
+MAX_URL = 2048
+MAX_DIGITS = 18  # counts and sizes: whole numbers that fit 64 bits
 
 
 class FileListError(Exception):
@@ -91,27 +103,30 @@ def parse_beijing_time(text: str) -> datetime:
 
 def _listed_file(entry: Mapping[str, Any], stream_id: str) -> ListedFile | None:
     """A file-list entry, or None when it names no file or no playable URL."""
-    file_id = str(entry.get("file_id") or entry.get("record_file_id") or "").strip()
-    vid = str(entry.get("vid") or "").strip() or None
-    url = str(entry.get("record_file_url") or "").strip()
+    file_id = _listed_text(entry, "file_id", MAX_ID) or _listed_text(
+        entry, "record_file_id", MAX_ID
+    )
+    vid = _listed_text(entry, "vid", MAX_ID)
+    url = _listed_text(entry, "record_file_url", MAX_URL)
     if not url and vid and "_" in vid:
         # Documented fallback: http://(VOD bizid).vod.myqcloud.com/(vid).f0.flv, and the
         # vid starts with that bizid ("200025724_ac92...").
         url = f"http://{vid.split('_', 1)[0]}.vod.myqcloud.com/{vid}.f0.flv"
-    if not file_id or not url:
+    start_text = _listed_text(entry, "start_time", len("2016-12-10 00:00:00"))
+    end_text = _listed_text(entry, "end_time", len("2016-12-10 00:00:00"))
+    if not file_id or not url or not start_text or not end_text:
         return None
     try:
-        start = parse_beijing_time(str(entry["start_time"]))
-        end = parse_beijing_time(str(entry["end_time"]))
-    except (KeyError, ValueError):
+        start = parse_beijing_time(start_text)
+        end = parse_beijing_time(end_text)
+    except ValueError:
         return None
-    file_format = FORMAT_NUMBERS.get(str(entry.get("file_format", "")).strip())
+    file_format = FORMAT_NUMBERS.get(_listed_text(entry, "file_format", 1) or "")
     if file_format is None:
         path = url.split("?", 1)[0].lower()
         file_format = next(
             (f for ext, f in FORMAT_BY_EXTENSION.items() if path.endswith(ext)), None
         )
-    size = entry.get("file_size")
     return ListedFile(
         stream_id=stream_id,
         file_id=file_id,
@@ -119,9 +134,38 @@ def _listed_file(entry: Mapping[str, Any], stream_id: str) -> ListedFile | None:
         start_time=start,
         end_time=end,
         file_format=file_format,
-        file_size=int(size) if isinstance(size, int | str) and str(size).isdigit() else None,
+        file_size=_listed_count(entry.get("file_size")),
         video_id=vid,
     )
+
+
+def _listed_text(entry: Mapping[str, Any], name: str, limit: int) -> str | None:
+    """A text field of an entry (a number is read as its digits), or None when it is
+    absent, of another type, longer than `limit` once stripped, or not storable text
+    (NUL, a lone surrogate): an id or URL so spoiled names no file that can be found."""
+    value = entry.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value) if -(10**MAX_DIGITS) < value < 10**MAX_DIGITS else None
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not 0 < len(value) <= limit or UNSTORABLE_CHARACTERS.search(value):
+        return None
+    return value
+
+
+def _listed_count(value: Any) -> int | None:
+    """A whole number of at most MAX_DIGITS ASCII digits (a JSON number or a string of
+    one, as the 2019 answer sent them), else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    # isdigit() alone also accepts "²", which int() refuses.
+    if not (value.isascii() and value.isdigit()) or len(value) > MAX_DIGITS:
+        return None
+    return int(value)
 
 
 class FileListClient:
@@ -184,8 +228,7 @@ class FileListClient:
                 if listed is not None:
                     yield listed
             seen += len(entries)
-            total = output.get("all_count")
-            total = int(total) if isinstance(total, int | str) and str(total).isdigit() else 0
+            total = _listed_count(output.get("all_count")) or 0
             if not entries or seen >= total:
                 return
             page += 1
@@ -230,15 +273,15 @@ class FileListClient:
 
 def _output(response: httpx.Response) -> dict[str, Any]:
     try:
-        answer = response.json()
-    except ValueError as error:
-        raise FileListError("Tencent's file list answer is not JSON") from error
-    if not isinstance(answer, dict):
-        raise FileListError("Tencent's file list answer is not a JSON object")
+        # Nesting bounded as for callbacks: the answer comes over plain HTTP.
+        answer = read_json_object(response.content)
+    except MalformedBody as error:
+        raise FileListError(f"Tencent's file list answer is unusable: {error}") from error
     # The 2019 answer seen in the wild says retcode/errmsg where the docs say ret/message.
     ret = answer.get("ret", answer.get("retcode", 0))
     if str(ret).strip() not in ("0", ""):
         message = str(answer.get("message") or answer.get("errmsg") or "no message")[:200]
+        message = message.encode("utf-8", "backslashreplace").decode()  # for the log
         raise TencentRefused(f"Tencent refused the file-list query (ret={ret}): {message}")
     output = answer.get("output") or {}
     if not isinstance(output, dict):
