@@ -107,6 +107,11 @@ class Target:
         """The attack is in force: measuring starts now."""
         self.set_up.set()
 
+    async def between_requests(self) -> None:
+        """`--attack-interval`: an attacker at a steady rate rather than a flood."""
+        if self.options.attack_interval:
+            await asyncio.sleep(self.options.attack_interval)
+
     async def until_stopped(self) -> None:
         # The stop signal crosses processes (multiprocessing.Event): poll it.
         while self.running:  # noqa: ASYNC110
@@ -189,8 +194,7 @@ async def send_documents(
                     target.got[f"{method} {graphql_outcome(response)}"] += 1
                 except httpx.HTTPError as failure:
                     target.got[f"{method} {failure_name(failure)}"] += 1
-                if target.options.attack_interval:
-                    await asyncio.sleep(target.options.attack_interval)
+                await target.between_requests()
 
     target.ready()
     await asyncio.gather(*(one(first) for first in range(connections)))
@@ -472,6 +476,7 @@ async def garbage_callbacks(target: Target) -> None:
                     target.got[f"{name}: {response.status_code}"] += 1
                 except httpx.HTTPError as failure:
                     target.got[f"{name}: {failure_name(failure)}"] += 1
+                await target.between_requests()
 
     async def send_signed() -> None:
         async with target.client(SIGNED_ATTACKER) as http:
@@ -486,6 +491,7 @@ async def garbage_callbacks(target: Target) -> None:
                         target.got[f"signed {name}: {response.status_code}"] += 1
                     except httpx.HTTPError as failure:
                         target.got[f"signed {name}: {failure_name(failure)}"] += 1
+                    await target.between_requests()
 
     target.ready()
     await asyncio.gather(send_unsigned(), send_signed())
@@ -644,6 +650,7 @@ async def smaller_ones(target: Target) -> None:
                     await asyncio.sleep(0.1)
             except httpx.HTTPError as failure:
                 target.got[f"{name}: {failure_name(failure)}"] += 1
+            await target.between_requests()
 
 
 # ---------------------------------------------------------------------------------------
@@ -1025,7 +1032,7 @@ def main() -> None:
         "--attack-interval",
         type=float,
         default=0,
-        help="seconds each of those waits between documents (0: none)",
+        help="seconds each attacker connection waits between requests (0: a flood)",
     )
     parser.add_argument("--readers", type=int, default=8, help="room-list readers (poison)")
     parser.add_argument(

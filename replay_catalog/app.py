@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -41,6 +42,7 @@ from resolvers.reconciliation import keep_reconciling
 from resolvers.replays import ReplayPlaylists
 from resolvers.shared_subscriptions import SharedSubscriptions, SubscriptionCaps
 from schema import QueryLimits, build_schema
+from schema.documents import ParsedDocuments
 from storage.database import Database, DatabaseUnavailable
 
 log = logging.getLogger("replay_catalog.http")
@@ -75,6 +77,7 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
         refusals: RefusalLimiter,
         metrics: CatalogMetrics,
         subscriptions: SharedSubscriptions,
+        documents: ParsedDocuments,
     ) -> None:
         super().__init__(
             build_schema(
@@ -83,6 +86,7 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
                 plan_observer=metrics,
                 query_plans=settings.graphql_query_plans,
                 subscriptions=subscriptions,
+                documents=documents,
             ),
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=settings.websocket_init_timeout_seconds),
@@ -189,7 +193,11 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         introspection=settings.graphql_introspection,
     )
     refusals = RefusalLimiter(settings.refused_callbacks_per_minute)
-    graphql = CatalogGraphQL(database, ingestor, settings, limits, refusals, metrics, subscriptions)
+    # One parse per request, shared by the response cache and Strawberry.
+    documents = ParsedDocuments()
+    graphql = CatalogGraphQL(
+        database, ingestor, settings, limits, refusals, metrics, subscriptions, documents
+    )
     body_limit = settings.callback_max_body_bytes
     graphql_http: ASGIApp = graphql
     if settings.response_cache_entries:
@@ -199,8 +207,8 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
             ResponseCache(settings.response_cache_entries, settings.response_cache_max_bytes),
             VersionReads(database.version),
             cache_control=f"public, max-age={max_age}" if max_age else "no-cache",
+            parse=functools.partial(documents.parse, max_tokens=limits.max_tokens),
             on_lookup=metrics.cache_lookup,
-            max_tokens=settings.graphql_max_tokens,
         )
     replays = ReplayPlaylists(
         database,

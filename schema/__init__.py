@@ -17,7 +17,6 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
     MaxTokensLimiter,
-    ParserCache,
     SchemaExtension,
 )
 from strawberry.schema.schema import StreamResult, SubscriptionResult
@@ -29,6 +28,7 @@ from resolvers.errors import CatalogError
 from resolvers.query_plans import NeedsFullExecution, QueryPlan, compile_query, run_query
 from resolvers.shared_subscriptions import SharedSubscriptions
 from schema.catalog import Anchor, Broadcast, RecordingFile, Stream
+from schema.documents import ParsedDocuments, SharedParse
 from schema.limits import DocumentLimiter, DocumentLimits, ValidationCacheAfterLimits
 from schema.mutation import Mutation
 from schema.query import Query
@@ -274,12 +274,14 @@ def build_schema(
     plan_observer: PlanObserver | None = None,
     query_plans: bool = True,
     subscriptions: SharedSubscriptions | None = None,
+    documents: ParsedDocuments | None = None,
 ) -> Schema:
     """The schema with its limits; `observers` are extensions that wrap every operation
     (metrics), outermost first, and `plan_observer` hears of the operations that ran
     from a query plan instead, which no extension sees. With `subscriptions`, subscribers
     of the same document share one execution, within its caps."""
     limits = limits or QueryLimits()
+    parsed = ParsedDocuments() if documents is None else documents
     extensions: list[Callable[[], SchemaExtension]] = [
         *observers,
         lambda: MaskInternalErrors(
@@ -292,7 +294,7 @@ def build_schema(
         lambda: DocumentLimiter(
             DocumentLimits(limits.max_depth, limits.max_aliases, limits.max_fields)
         ),
-        lambda: ParserCache(maxsize=256),
+        lambda: SharedParse(parsed),
         lambda: ValidationCacheAfterLimits(maxsize=256),
     ]
     if not limits.introspection:

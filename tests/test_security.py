@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from strawberry import relay
 
+import schema.documents
+from schema.documents import ParsedDocuments
 from schema.limits import measure_fragments, measure_operations
 from storage import InboxEntry, RecordingFile
 from tests.catalog_client import (
@@ -101,6 +103,47 @@ async def test_an_oversized_anonymous_document_is_never_parsed_whole(
     small = await median_seconds("{" + " a" * 2_001 + " }")
     large = await median_seconds("{" + " a" * 32_000 + " }")
     assert large < 4 * small, (large, small)
+
+
+def doubling_document(levels: int, name: str) -> str:
+    """A query whose fragments each spread the one before twice: small, refused."""
+    fragments = ["fragment F0 on Query { __typename }"] + [
+        f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels + 1)
+    ]
+    return f"query {name} {{ ...F{levels} }} " + " ".join(fragments)
+
+
+async def test_each_document_is_parsed_once_per_request(
+    catalog: CatalogClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The response cache (to tell a query from a mutation) and Strawberry share one parse:
+    a refused document costs its parse once, and an app's document none once it is known."""
+    parsed: list[str] = []
+    real_parse = schema.documents.parse
+
+    def counting_parse(source: str, **options: Any) -> Any:
+        parsed.append(source)
+        return real_parse(source, **options)
+
+    monkeypatch.setattr(schema.documents, "parse", counting_parse)
+    hostile = doubling_document(40, "Bomb")
+    assert "fields selected" in (await catalog.graphql(hostile))["errors"][0]["message"]
+    assert parsed == [hostile]
+    rooms = "query Rooms { rooms(first: 3) { edges { cursor } } }"
+    for _ in range(3):
+        assert "errors" not in await catalog.graphql(rooms)
+    assert parsed == [hostile, rooms]
+
+
+def test_refused_documents_neither_stay_nor_evict_the_documents_apps_send() -> None:
+    documents = ParsedDocuments(valid=4, recent=2)
+    app_document = "{ rooms { edges { cursor } } }"
+    known = documents.parse(app_document, 2000)
+    documents.passed_validation(app_document, 2000)
+    for number in range(100):
+        documents.parse(doubling_document(20, f"Bomb{number}"), 2000)  # never validated
+    assert len(documents) == 1 + 2
+    assert documents.parse(app_document, 2000) is known
 
 
 async def test_introspection_can_be_switched_off(database_url: str) -> None:
