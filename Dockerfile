@@ -2,12 +2,15 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 RUN python -m venv /opt/venv
+# Exactly the versions in requirements.lock, each checked against its hash (README, "Docker").
+COPY requirements.lock ./
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY replay_catalog ./replay_catalog
 COPY schema ./schema
 COPY resolvers ./resolvers
 COPY storage ./storage
-RUN /opt/venv/bin/pip install --no-cache-dir .
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps .
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 catalog && mkdir /data && chown catalog /data
