@@ -57,7 +57,9 @@ CODE_TOO_MANY_REFUSALS = 429
 CODE_INTERNAL = 500
 CODE_UNAVAILABLE = 503
 
-# Tencent posts `application/json`; a body labelled as something else is not a callback.
+# Tencent documents `application/json`, but its senders vary: some label the body
+# `text/plain` or not at all, so those are read as JSON too (README says so). A body
+# labelled as anything else (a form, HTML) is not a callback.
 ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain", "")
 
 

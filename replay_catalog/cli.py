@@ -2,12 +2,16 @@
 
 import argparse
 import asyncio
+import errno
 import logging
+import socket
 import sys
 from datetime import timedelta
 
-from replay_catalog.settings import Settings
-from storage.database import Database
+from pydantic import ValidationError
+
+from replay_catalog.settings import Settings, invalid_settings
+from storage.database import Database, check_database_url, misconfiguration
 
 TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -33,6 +37,14 @@ def configure_logging(settings: Settings) -> None:
     # (push URLs' txSecret included): keep them quiet whatever LOG_LEVEL says.
     for noisy in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Alembic's plugin and migration lines are chatter but for whoever debugs a migration.
+    if not debugging(settings):
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def debugging(settings: Settings) -> bool:
+    """Whether LOG_LEVEL asks for the chatter that is otherwise held back."""
+    return settings.log_level.upper() == "DEBUG"
 
 
 async def _migrate(settings: Settings) -> None:
@@ -50,6 +62,9 @@ async def _demo(settings: Settings) -> None:
     from resolvers.ingestion import Ingestor
     from storage.migrate import upgrade_to_head
 
+    if not debugging(settings):
+        # One line per demo callback says nothing the summary does not.
+        logging.getLogger("replay_catalog.ingestion").setLevel(logging.WARNING)
     database = Database(settings.database_url)
     try:
         await upgrade_to_head(database)
@@ -161,19 +176,73 @@ def stream_id(text: str) -> str:
     return text
 
 
+class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` that shows each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why `serve` cannot listen on host:port, found before it migrates or logs that it
+    started; None when it can (uvicorn binds the same way, with SO_REUSEADDR)."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as failure:
+        return f"cannot listen on {host}: {failure.strerror}; pass another --host"
+    family, kind, proto, _, address = addresses[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as failure:
+            if failure.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is in use: stop what holds it, or pass another --port"
+                )
+            return (
+                f"cannot listen on {host}:{port}: {failure.strerror}; pass another --host or --port"
+            )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="replay-catalog", description="GraphQL catalog of Tencent Cloud Live recordings."
+        prog="replay-catalog",
+        description="GraphQL catalog of Tencent Cloud Live recordings. Settings come from"
+        " environment variables (and .env): DATABASE_URL, CALLBACK_KEY, ADMIN_TOKEN, …;"
+        " see README.md.",
+        formatter_class=HelpWithDefaults,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="apply pending migrations, then serve HTTP")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    commands.add_parser("migrate", help="apply pending migrations and exit")
-    commands.add_parser("demo", help="load the demo catalog (idempotent)")
-    commands.add_parser("schema", help="print the GraphQL schema (SDL)")
-    reconcile = commands.add_parser(
-        "reconcile", help="fill in recordings that callbacks missed, from Tencent's file list"
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        """A subcommand whose --help says what it does and every option's default."""
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            formatter_class=HelpWithDefaults,
+        )
+
+    serve = command(
+        "serve", "apply pending migrations, then serve the API, the demo page and callbacks"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    command("migrate", "apply pending migrations to DATABASE_URL and exit")
+    command(
+        "demo",
+        "load the demo catalog into DATABASE_URL through the real ingestion path"
+        " (a second run adds nothing)",
+    )
+    command("schema", "print the GraphQL schema (SDL); schema.graphql is this output")
+    reconcile = command(
+        "reconcile",
+        "fill in recordings that callbacks missed, from Tencent's file list"
+        " (needs TENCENT_APPID and TENCENT_API_KEY)",
     )
     which = reconcile.add_mutually_exclusive_group(required=True)
     which.add_argument("--stream", action="append", metavar="ID", help="a stream id (repeatable)")
@@ -186,18 +255,35 @@ def main(argv: list[str] | None = None) -> int:
     reconcile.add_argument(
         "--since",
         type=duration,
-        default=timedelta(hours=24),
+        default="24h",
         metavar="DURATION",
-        help="with --stream: how far back to look (default 24h)",
+        help="with --stream: how far back to look",
     )
-    reprocess = commands.add_parser(
-        "reprocess",
-        help="apply quarantined inbox entries again with this release's code",
+    reprocess = command(
+        "reprocess", "apply quarantined inbox entries again with this release's code"
     )
     reprocess.add_argument(
         "--all", action="store_true", help="every inbox entry, not only the quarantined ones"
     )
     reprocess.add_argument("--stream", type=stream_id, metavar="ID", help="only this stream's")
+    send = command(
+        "send-callback",
+        "post a callback to a running service, signed with CALLBACK_KEY as Tencent signs it,"
+        " and print the answer's status and body",
+    )
+    send.add_argument(
+        "file",
+        metavar="FILE",
+        help="a JSON body without t and sign: a file, - for standard input, or a shipped"
+        " sample: push, cut, recording, screenshot",
+    )
+    send.add_argument("--url", default="http://127.0.0.1:8000", help="the service's address")
+    send.add_argument(
+        "--now",
+        action="store_true",
+        help="place the event now (event_time, create_time; a file ends now), replacing the"
+        " times the body has; without it only missing times are filled in",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "schema":
@@ -206,9 +292,22 @@ def main(argv: list[str] | None = None) -> int:
         print(build_schema().as_str())
         return 0
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as invalid:
+        for line in invalid_settings(invalid):
+            print(f"replay-catalog: {line}", file=sys.stderr)
+        return 2
+    if args.command == "send-callback":
+        from replay_catalog.send_callback import send_callback
+
+        key = settings.callback_key.get_secret_value() if settings.callback_key else None
+        return send_callback(args.file, args.url, key, args.now)
     configure_logging(settings)
     try:
+        # A URL that can never work is a mistake to fix, not an outage to wait out (a
+        # running service whose SQLite folder goes away answers 503 instead).
+        check_database_url(settings.database_url)
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
             print("database is up to date")
@@ -224,7 +323,13 @@ def main(argv: list[str] | None = None) -> int:
             from replay_catalog.app import create_app
             from replay_catalog.server import EdgeLimits, edge_protocol
 
+            busy = port_in_use(args.host, args.port)
+            if busy is not None:
+                print(f"replay-catalog: {busy}", file=sys.stderr)
+                return 2
             asyncio.run(_migrate(settings))
+            for switched_off in settings.switched_off():
+                logging.getLogger("replay_catalog").warning(switched_off)
             limits = EdgeLimits(
                 max_header_bytes=settings.http_max_header_bytes,
                 max_body_bytes=max(settings.http_max_body_bytes, settings.callback_max_body_bytes),
@@ -248,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as failure:
         print(f"replay-catalog: cannot reach the database: {failure}", file=sys.stderr)
         return 1
+    except Exception as failure:
+        misconfigured = misconfiguration(failure, settings.database_url)
+        if misconfigured is None:
+            raise
+        print(f"replay-catalog: {misconfigured}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -227,5 +227,5 @@ async def load_demo(database: Database, ingestor: Ingestor) -> tuple[int, int]:
         )
         await upsert_anchor(database, profile)
     await _curate(database)
-    log.info("demo catalog: %d events stored now, %d were already there", new, old)
+    log.debug("demo catalog: %d events stored now, %d were already there", new, old)
     return new, old

@@ -1,9 +1,9 @@
 """Configuration, read from the environment (and an optional `.env` file)."""
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from replay_catalog.tencent.filelist import DEFAULT_API_URL
@@ -149,6 +149,25 @@ class Settings(BaseSettings):
             return DEFAULT_CONNECTIONS_PER_CLIENT
         return min(DEFAULT_CONNECTIONS_PER_CLIENT, max(1, self.max_connections // 2))
 
+    def switched_off(self) -> list[str]:
+        """What this configuration leaves switched off, one sentence each, for `serve` to
+        say at start (a newcomer's callbacks get 401 otherwise without a word why)."""
+        off = []
+        if self.callback_key is None:
+            off.append("CALLBACK_KEY is not set: every Tencent callback is refused with 401")
+        if self.admin_token is None:
+            off.append("ADMIN_TOKEN is not set: admin mutations are refused")
+        unset = [
+            name
+            for name, value in (("PUSH_DOMAIN", self.push_domain), ("PUSH_KEY", self.push_key))
+            if value is None
+        ]
+        if unset:
+            off.append(f"{' and '.join(unset)} not set: createPushUrl is refused")
+        if self.play_domain is None:
+            off.append("PLAY_DOMAIN is not set: live rooms have no play URLs")
+        return off
+
     def grouping_rules(self) -> GroupingRules:
         silence = self.live_silence_seconds
         return GroupingRules(
@@ -184,3 +203,20 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value().strip():
             return None
         return value
+
+
+def invalid_settings(error: ValidationError) -> list[str]:
+    """One line per bad setting, named as its environment variable, with pydantic's reason
+    and the value given (never a secret's)."""
+    lines: dict[str, str] = {}
+    for problem in error.errors(include_url=False):
+        name = str(problem["loc"][0]) if problem["loc"] else "settings"
+        if name in lines:
+            continue
+        field = Settings.model_fields.get(name)
+        secret = field is not None and SecretStr in get_args(field.annotation)
+        given = "" if secret else f"={problem['input']!r}"
+        lines[name] = (
+            f"{name.upper()}{given} is not valid: {problem['msg']}; set it right or unset it"
+        )
+    return list(lines.values())

@@ -6,12 +6,14 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import (
+    ArgumentError,
     DBAPIError,
     DisconnectionError,
     InterfaceError,
@@ -51,6 +53,100 @@ OUTAGE_SQLSTATES = ("08", "53", "57", "58", "25006", "40001", "40P01")
 
 class DatabaseUnavailable(Exception):
     """The database could not be reached or written; the caller should retry later."""
+
+
+class DatabaseMisconfigured(Exception):
+    """DATABASE_URL names a database this service cannot use; the message says what is
+    wrong and what to change, in one line that never repeats the URL's password."""
+
+
+# The drivers the service runs on; plain `sqlite` and `postgresql` URLs get them (settings).
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+EXAMPLE_URLS = "sqlite+aiosqlite:///path/to/catalog.db or postgresql+asyncpg://user@host:5432/name"
+# SQLSTATEs PostgreSQL answers a connection with when the URL names what is not there.
+INVALID_CATALOG_NAME = "3D000"  # the database does not exist
+INVALID_AUTHORIZATION = "28000"  # the role does not exist, or pg_hba.conf refuses it
+AUTHENTICATION_FAILED = "28P01"  # a wrong password
+
+
+def check_database_url(url: str) -> None:
+    """Raise DatabaseMisconfigured for a URL that can never work: not a URL, a database
+    or driver this service does not run on, an SQLite file in a folder that is not there."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseMisconfigured(
+            f"DATABASE_URL is not a database URL: write {EXAMPLE_URLS}"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql") or (
+        "+" in parsed.drivername and parsed.drivername not in SUPPORTED_DRIVERS
+    ):
+        raise DatabaseMisconfigured(
+            f"DATABASE_URL names {parsed.drivername}, which replay-catalog does not run on:"
+            f" use {EXAMPLE_URLS}"
+        )
+    if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if parsed.query.get("uri") or parsed.database.startswith("file:"):
+            return
+        folder = Path(parsed.database).parent
+        if not folder.is_dir():
+            raise DatabaseMisconfigured(
+                f"DATABASE_URL points at {parsed.database}, in folder {folder} that does not"
+                f" exist: create it with `mkdir -p {folder}`, or point DATABASE_URL elsewhere"
+            )
+
+
+def misconfiguration(error: BaseException, url: str) -> DatabaseMisconfigured | None:
+    """The configuration mistake behind a failure to open the database, if it is one: a
+    PostgreSQL database or role that does not exist, a wrong password, an SQLite file that
+    cannot be opened. None for anything else (an outage, a bug)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        cause = pending.pop()
+        if cause is None or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, DatabaseMisconfigured):
+            return cause
+        explained = _explain(cause, url)
+        if explained is not None:
+            return DatabaseMisconfigured(explained)
+        pending += [getattr(cause, "orig", None), cause.__cause__, cause.__context__]
+    return None
+
+
+def _explain(cause: BaseException, url: str) -> str | None:
+    """One line for one driver error that a change of DATABASE_URL (or of the server) fixes."""
+    parsed = make_url(url)
+    if isinstance(cause, sqlite3.OperationalError) and "unable to open" in str(cause):
+        return (
+            f"DATABASE_URL points at {parsed.database}, which cannot be opened: make the file"
+            " and its folder writable, or point DATABASE_URL elsewhere"
+        )
+    state = getattr(cause, "sqlstate", None)
+    server = f"{parsed.host}:{parsed.port or 5432}" if parsed.host else "the local server"
+    if state == INVALID_CATALOG_NAME:
+        name = parsed.database or parsed.username or "postgres"
+        return (
+            f'database "{name}" does not exist on {server}: create it with `createdb {name}`,'
+            " or point DATABASE_URL elsewhere"
+        )
+    if state == INVALID_AUTHORIZATION:
+        message = str(cause).strip().splitlines()[0] if str(cause).strip() else "access denied"
+        advice = (
+            f"create it with `createuser {parsed.username}`, or name another user in DATABASE_URL"
+            if message.startswith("role ") and parsed.username
+            else "fix the user in DATABASE_URL or the server's pg_hba.conf"
+        )
+        return f"{message} on {server}: {advice}"
+    if state == AUTHENTICATION_FAILED:
+        return (
+            f'password authentication failed for user "{parsed.username}" on {server}:'
+            " fix the password in DATABASE_URL"
+        )
+    return None
 
 
 def is_outage(error: BaseException) -> bool:

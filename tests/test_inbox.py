@@ -406,9 +406,11 @@ async def test_an_entry_the_database_refuses_stays_quarantined_until_it_is_accep
     assert [part["fileId"] for part in broadcast["recordings"]] == ["evil"]
 
 
-@pytest.mark.parametrize("kind", sorted(UNREACHABLE_DATABASES))
-def test_reprocess_reports_an_unreachable_database_in_one_line(kind: str, tmp_path: Path) -> None:
-    result = run(["reprocess"], UNREACHABLE_DATABASES[kind], tmp_path)
+def test_reprocess_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
+    # A PostgreSQL server that does not answer: an outage, worth trying again later. (The
+    # SQLite URL in a missing folder is a configuration mistake for the CLI: exit status 2,
+    # tests/test_cli.py.)
+    result = run(["reprocess"], UNREACHABLE_DATABASES["postgres"], tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "replay-catalog: reprocess failed: the catalog database is unavailable; try again later"

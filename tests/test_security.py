@@ -197,6 +197,21 @@ async def test_a_callback_in_another_content_type_gets_415(
     assert response.json()["code"] != 0
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "text/plain; charset=utf-8", None])
+async def test_a_json_callback_labelled_text_plain_or_unlabelled_is_accepted(
+    catalog: CatalogClient, content_type: str | None
+) -> None:
+    """Tencent's senders vary in the content type they set (README: the 415 row)."""
+    headers = {"content-type": content_type} if content_type else {}
+    response = await catalog.http.post(
+        "/callbacks/tencent",
+        content=json.dumps(sign(push("2121_a", BASE))).encode(),
+        headers=headers,
+    )
+    assert response.status_code == 200
+    assert [room["kind"] for room in await catalog.all_rooms()] == ["LIVE"]
+
+
 async def test_json_with_a_charset_is_a_json_callback(catalog: CatalogClient) -> None:
     response = await catalog.http.post(
         "/callbacks/tencent",
