@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from replay_catalog.request_json import nests_deeper_than
+from replay_catalog.request_json import JSONTooDeep, load_bounded_json, nests_deeper_than
 from resolvers.events import (
     DomainEvent,
     PushEnded,
@@ -62,9 +62,6 @@ TOO_DEEP = f"the callback nests deeper than {MAX_NESTING} levels"
 # Text that is not valid Unicode (a lone surrogate, which a JSON \u escape can spell)
 # or holds NUL cannot be stored; ingestion replaces these before the payload is read.
 UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
-# A JSON string (escapes and all; an unterminated one runs to the end), or a bracket
-# outside strings. Possessive, so scanning stays linear on any input.
-STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]++|\\.)*+"?|(?P<open>[\[{])|(?P<close>[\]}])', re.DOTALL)
 
 # Fields that differ between deliveries of the same event, left out of its identity.
 DELIVERY_FIELDS = ("t", "sign")
@@ -124,20 +121,19 @@ def verify_callback_sign(payload: Mapping[str, Any], key: str | None, now: float
 
 def read_json_object(body: bytes) -> dict[str, Any]:
     """The JSON object a body holds (a callback, a file-list answer); MalformedBody when
-    it holds none.
+    it holds none or nests deeper than MAX_NESTING.
 
-    Nesting is measured before parsing, because Python's json recurses. Python's json
-    rather than orjson (which bounds nesting itself): orjson refuses integers past 64
-    bits, NaN and lone surrogates in \\u escapes, and a *signed* callback holding them
-    must be kept and quarantined, not refused, or Tencent retries it until it is lost.
+    Python's json rather than orjson (which bounds nesting itself): orjson refuses
+    integers past 64 bits, NaN and lone surrogates in \\u escapes, and a *signed* callback
+    holding them must be kept and quarantined, not refused, or Tencent retries it until
+    it is lost.
     """
     try:
-        text = body.decode(json.detect_encoding(body))
-    except UnicodeDecodeError as error:
-        raise MalformedBody("body must be a JSON object") from error
-    _check_text_nesting(text)
-    try:
-        payload = json.loads(text, parse_int=_json_integer)
+        payload = load_bounded_json(
+            body.decode(json.detect_encoding(body)), MAX_NESTING, parse_int=_json_integer
+        )
+    except JSONTooDeep:
+        raise MalformedBody(TOO_DEEP) from None
     except ValueError as error:
         raise MalformedBody("body must be a JSON object") from error
     if not isinstance(payload, dict):
@@ -150,19 +146,6 @@ def check_nesting(payload: Any) -> None:
     payloads that arrive parsed, as the mutation's do)."""
     if nests_deeper_than(payload, MAX_NESTING):
         raise MalformedBody(TOO_DEEP)
-
-
-def _check_text_nesting(text: str) -> None:
-    if text.count("[") + text.count("{") <= MAX_NESTING:
-        return  # every real callback: no need to tell strings from structure
-    depth = 0
-    for token in STRING_OR_BRACKET.finditer(text):
-        if token.lastgroup == "open":
-            depth += 1
-            if depth > MAX_NESTING:
-                raise MalformedBody(TOO_DEEP)
-        elif token.lastgroup == "close":
-            depth -= 1
 
 
 def _json_integer(digits: str) -> int | float:
