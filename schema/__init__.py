@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from graphql import GraphQLError, get_operation_ast, parse
+from graphql import GraphQLError, get_operation_ast
 from strawberry import Schema
 from strawberry.extensions import (
     DisableIntrospection,
@@ -48,8 +48,6 @@ def client_may_see(error: GraphQLError) -> bool:
 
 # How many compiled query plans a process keeps (apps send a handful of documents).
 MAX_QUERY_PLANS = 256
-# How many documents' operation types a process remembers (to tell subscriptions apart).
-MAX_OPERATION_TYPES = 256
 
 
 class PlanObserver(Protocol):
@@ -86,6 +84,7 @@ class CatalogSchema(Schema):
         query_plans: bool = True,
         plan_observer: PlanObserver | None = None,
         subscriptions: SharedSubscriptions | None = None,
+        documents: ParsedDocuments | None = None,
         max_tokens: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -93,11 +92,12 @@ class CatalogSchema(Schema):
         self.query_plans_enabled = query_plans
         self.plan_observer = plan_observer
         self.subscriptions = subscriptions
+        # The parses Strawberry's parsing step uses (SharedParse), so that a document
+        # looked at here first is not parsed again there.
+        self.documents = ParsedDocuments() if documents is None else documents
         self.max_tokens = max_tokens
         # (document, operation name) -> its plan, or None for one that plans do not cover.
         self._plans: OrderedDict[tuple[str, str | None], QueryPlan | None] = OrderedDict()
-        # (document, operation name) -> whether it is a subscription.
-        self._subscription_documents: OrderedDict[tuple[str, str | None], bool] = OrderedDict()
 
     async def stream(
         self,
@@ -152,23 +152,14 @@ class CatalogSchema(Schema):
     def _is_subscription(self, query: str, operation_name: str | None) -> bool:
         """Whether the document's operation is a subscription (False if it cannot be
         parsed: Strawberry then answers with the error)."""
-        key = (query, operation_name)
-        known = self._subscription_documents.get(key)
-        if known is None:
-            try:
-                document = parse(query, no_location=True, max_tokens=self.max_tokens)
-            except GraphQLError:
-                known = False
-            else:
-                operation = get_operation_ast(document, operation_name)
-                known = (
-                    operation is not None
-                    and operation.operation.value == OperationType.SUBSCRIPTION.value
-                )
-            self._subscription_documents[key] = known
-            if len(self._subscription_documents) > MAX_OPERATION_TYPES:
-                self._subscription_documents.popitem(last=False)
-        return known
+        try:
+            document = self.documents.parse(query, self.max_tokens)
+        except GraphQLError:
+            return False
+        operation = get_operation_ast(document, operation_name)
+        return (
+            operation is not None and operation.operation.value == OperationType.SUBSCRIPTION.value
+        )
 
     async def execute(
         self,
@@ -212,7 +203,9 @@ class CatalogSchema(Schema):
 
     def _compile(self, query: str, operation_name: str | None) -> QueryPlan | None:
         try:
-            return compile_query(self._schema, parse(query), operation_name)
+            return compile_query(
+                self._schema, self.documents.parse(query, self.max_tokens), operation_name
+            )
         except NeedsFullExecution:
             return None
 
@@ -308,5 +301,6 @@ def build_schema(
         query_plans=query_plans,
         plan_observer=plan_observer,
         subscriptions=subscriptions,
+        documents=parsed,
         max_tokens=limits.max_tokens,
     )
