@@ -10,6 +10,8 @@ COPY replay_catalog ./replay_catalog
 COPY schema ./schema
 COPY resolvers ./resolvers
 COPY storage ./storage
+COPY domain ./domain
+COPY tencent ./tencent
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps .
 
 FROM python:3.11-slim

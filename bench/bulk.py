@@ -55,14 +55,14 @@ import httpx
 from fanout import drop_database
 from run import BASE, KEY, free_port, recording, signed, start
 
-from replay_catalog import tencent
+import tencent
+from domain.grouping import FileFact, GroupingRules, PushFact, ScreenshotFact, group_broadcasts
+from domain.times import utc_now
 from replay_catalog.settings import Settings
-from resolvers.grouping import FileFact, GroupingRules, PushFact, ScreenshotFact, group_broadcasts
 from resolvers.ingestion import _fact_row, _shape_broadcast
 from storage import Anchor, Broadcast, PushEvent, RecordingFile, Screenshot, Stream
 from storage.anchors import placeholder_user_id
 from storage.database import table_of
-from storage.times import utc_now
 
 SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 ADMIN_TOKEN = "bench-admin-token"  # noqa: S105

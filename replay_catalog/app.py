@@ -24,26 +24,26 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from domain.bounded_json import decode_request_json
+from replay_catalog.jobs.liveness import keep_ending_silent_broadcasts
+from replay_catalog.jobs.reconciliation import keep_reconciling
 from replay_catalog.metrics import CatalogMetrics
 from replay_catalog.pages import STATIC_DIR, demo_app, graphiql_page
-from replay_catalog.refusals import RefusalLimiter
 from replay_catalog.replay_route import replay_playlist_endpoint
-from replay_catalog.request_json import decode_request_json
+from replay_catalog.replays import ReplayPlaylists
 from replay_catalog.response_cache import CachedGraphQL, ResponseCache, VersionReads
 from replay_catalog.server import client_of
 from replay_catalog.settings import Settings
-from replay_catalog.tencent import CallbackRejected, MalformedBody, read_json_object
-from replay_catalog.tencent.filelist import FileListClient
 from replay_catalog.vod import VodFetcher
 from resolvers.context import CatalogContext, carries_bearer_token
 from resolvers.ingestion import OUTCOME_REFUSED, Ingestor
-from resolvers.liveness import keep_ending_silent_broadcasts
-from resolvers.reconciliation import keep_reconciling
-from resolvers.replays import ReplayPlaylists
+from resolvers.refusals import RefusalLimiter
 from resolvers.shared_subscriptions import SharedSubscriptions, SubscriptionCaps
 from schema import QueryLimits, build_schema
 from schema.documents import ParsedDocuments
 from storage.database import Database, DatabaseUnavailable
+from tencent import CallbackRejected, MalformedBody, read_json_object
+from tencent.filelist import FileListClient
 
 log = logging.getLogger("replay_catalog.http")
 
@@ -85,8 +85,6 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
             build_schema(
                 limits,
                 observers=[metrics.extension()],
-                plan_observer=metrics,
-                query_plans=settings.graphql_query_plans,
                 subscriptions=subscriptions,
                 documents=documents,
             ),

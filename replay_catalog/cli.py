@@ -112,12 +112,12 @@ class Progress:
 
 
 async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from domain.times import utc_now
     from replay_catalog.app import file_list_client
-    from replay_catalog.tencent.filelist import FileListError
+    from replay_catalog.jobs.reconciliation import ReconcileTarget, recently_ended, reconcile
     from resolvers.ingestion import Ingestor
-    from resolvers.reconciliation import ReconcileTarget, recently_ended, reconcile
     from storage.database import DatabaseUnavailable
-    from storage.times import utc_now
+    from tencent.filelist import FileListError
 
     client = file_list_client(settings)
     if client is None:
@@ -148,7 +148,7 @@ async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
-    from resolvers.reprocessing import reprocess
+    from replay_catalog.jobs.reprocessing import reprocess
     from storage.database import DatabaseUnavailable
     from storage.inbox import OUTCOME_QUARANTINED, InboxFilter
     from storage.migrate import upgrade_to_head

@@ -16,18 +16,18 @@ from typing import Any
 
 from sqlmodel import col, func, select
 
-from replay_catalog.tencent import (
-    EVENT_PUSH_CUT_OFF,
-    EVENT_PUSH_STARTED,
-    EVENT_RECORDING_FILE,
-    EVENT_SCREENSHOT,
-)
 from resolvers.anchors import upsert_anchor, validate_profile
 from resolvers.curation import Curation, curate_broadcast
 from resolvers.ingestion import Ingestor
 from storage import Broadcast, PushEvent, Stream
 from storage.broadcasts import REPLAY_RANKS
 from storage.database import Database
+from tencent import (
+    EVENT_PUSH_CUT_OFF,
+    EVENT_PUSH_STARTED,
+    EVENT_RECORDING_FILE,
+    EVENT_SCREENSHOT,
+)
 
 log = logging.getLogger("replay_catalog.demo")
 

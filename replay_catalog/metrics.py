@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
-from replay_catalog import tencent
+import tencent
 
 # The event types the catalog knows (Tencent's callback documentation); any other
 # number a client sends is counted as "other", so it cannot grow the label set.
@@ -67,13 +67,6 @@ class CatalogMetrics:
             ["result"],
             registry=self.registry,
         )
-        self.graphql_query_plans = Counter(
-            "replay_catalog_graphql_query_plans",
-            "Queries run from a compiled plan (ran), or by Strawberry after the plan gave way "
-            "(gave_way: an error to report, or something plans do not cover).",
-            ["outcome"],
-            registry=self.registry,
-        )
         self.callbacks = Counter(
             "replay_catalog_callbacks",
             "Tencent callbacks received, by event type and outcome.",
@@ -109,9 +102,6 @@ class CatalogMetrics:
 
     def cache_lookup(self, result: str) -> None:
         self.graphql_cache.labels(result).inc()
-
-    def query_plan(self, outcome: str) -> None:
-        self.graphql_query_plans.labels(outcome).inc()
 
     def callback(self, event_type: int | None, outcome: str) -> None:
         self.callbacks.labels(event_type_label(event_type), outcome).inc()

@@ -1,6 +1,6 @@
 """`GET /replays/{broadcast global id}.m3u8`: a broadcast's HLS parts as one playlist.
 
-The HTTP edge of `resolvers.replays`: statuses, ETag and caching headers.
+The HTTP edge of `replay_catalog.replays`: statuses, ETag and caching headers.
 """
 
 import logging
@@ -9,13 +9,13 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from resolvers.replays import (
+from replay_catalog.replays import (
     ReplayNotFound,
     ReplayPlaylists,
     ReplayUnavailable,
     StitchedReplay,
-    broadcast_pk_from_global_id,
 )
+from resolvers.global_ids import broadcast_pk_from_global_id
 from storage.database import DatabaseUnavailable
 
 log = logging.getLogger("replay_catalog.replays")

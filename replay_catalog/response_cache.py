@@ -26,7 +26,7 @@ import graphql
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from replay_catalog.request_json import decode_request_json
+from domain.bounded_json import decode_request_json
 from replay_catalog.sized_lru import SizedLRU
 from storage.catalog_version import Version
 from storage.database import DatabaseUnavailable

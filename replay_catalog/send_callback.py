@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from replay_catalog.tencent.sample_callbacks import SAMPLE_NAMES, load_sample, placed_at, signed
+from tencent.sample_callbacks import SAMPLE_NAMES, load_sample, placed_at, signed
 
 CALLBACK_PATH = "/callbacks/tencent"
 # Tencent waits 20 seconds for an answer before it counts a delivery as failed.

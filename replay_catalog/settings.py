@@ -6,15 +6,15 @@ from typing import Annotated, Literal, get_args
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from replay_catalog.tencent.filelist import DEFAULT_API_URL
+from domain.grouping import GroupingRules
 from replay_catalog.vod import (
     DEFAULT_MAX_PLAYLIST_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_VOD_ALLOWED_HOSTS,
 )
-from resolvers.grouping import GroupingRules
+from storage.database import DEFAULT_DATABASE_URL
+from tencent.filelist import DEFAULT_API_URL
 
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./replay-catalog.db"
 # Open HTTP connections per client address when MAX_CONNECTIONS_PER_CLIENT is unset: far more
 # than a browser (6 per host) or Tencent's callback senders keep open.
 DEFAULT_CONNECTIONS_PER_CLIENT = 64
@@ -95,9 +95,6 @@ class Settings(BaseSettings):
     graphql_max_fields: int = Field(default=2000, ge=1)
     # Introspection feeds GraphiQL; switch it off to hide the schema from strangers.
     graphql_introspection: bool = True
-    # Queries run once without errors run again from a compiled plan, several times faster
-    # than Strawberry's executor and with the same answers; false runs every query there.
-    graphql_query_plans: bool = True
     # Browser origins allowed to call the API (CORS), comma-separated; none by default.
     cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # A client whose callbacks are refused (bad sign, bad body) more often than this

@@ -3,14 +3,14 @@
 import asyncio
 import hmac
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from pydantic import SecretStr
 
-from replay_catalog.refusals import RefusalLimiter
-from replay_catalog.settings import Settings
 from resolvers.errors import NotAuthorized
 from resolvers.ingestion import Ingestor
 from resolvers.loaders import Loaders
+from resolvers.refusals import RefusalLimiter
 from storage.database import Database
 
 
@@ -22,11 +22,30 @@ def carries_bearer_token(authorization: str | None, token: SecretStr) -> bool:
     )
 
 
+class ResolverSettings(Protocol):
+    """The settings resolvers read (the web edge's Settings has them all)."""
+
+    @property
+    def admin_token(self) -> SecretStr | None: ...
+    @property
+    def play_domain(self) -> str | None: ...
+    @property
+    def push_domain(self) -> str | None: ...
+    @property
+    def push_key(self) -> SecretStr | None: ...
+    @property
+    def push_url_expiry_seconds(self) -> int: ...
+    @property
+    def default_record_formats(self) -> list[str]: ...
+    @property
+    def default_record_interval_seconds(self) -> int | None: ...
+
+
 @dataclass
 class CatalogContext:
     database: Database
     ingestor: Ingestor
-    settings: Settings
+    settings: ResolverSettings
     authorization: str | None  # the request's Authorization header
     client: str  # the caller's address, for limits on refused callbacks and on subscriptions
     base_url: str  # where apps reach this service, for links to its own routes

@@ -2,12 +2,12 @@
 
 from dataclasses import dataclass
 
+from domain.times import utc_now
 from resolvers.errors import InvalidInput, refuse_unstorable_text
 from storage import Broadcast, Stream
 from storage.broadcasts import MAX_TITLE_LENGTH
 from storage.changefeed import CatalogChange, announce
 from storage.database import Database
-from storage.times import utc_now
 
 
 @dataclass(frozen=True)

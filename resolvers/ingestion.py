@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
-from replay_catalog import tencent
-from resolvers.events import (
+import tencent
+from domain.events import (
     CatalogEvent,
     DomainEvent,
     PushEnded,
@@ -30,7 +30,7 @@ from resolvers.events import (
     ScreenshotTaken,
     UnusedEvent,
 )
-from resolvers.grouping import (
+from domain.grouping import (
     BroadcastShape,
     FileFact,
     GroupingRules,
@@ -38,6 +38,7 @@ from resolvers.grouping import (
     ScreenshotFact,
     group_broadcasts,
 )
+from domain.times import utc_now
 from storage import Broadcast, InboxEntry, PushEvent, RecordingFile, Screenshot, Stream
 from storage.broadcasts import broadcasts_of_stream, move_members
 from storage.changefeed import CatalogChange, announce
@@ -57,7 +58,6 @@ from storage.push_events import pushes_of_stream
 from storage.recordings import files_of_stream
 from storage.screenshots import screenshots_of_stream
 from storage.streams import lock_stream
-from storage.times import utc_now
 
 log = logging.getLogger("replay_catalog.ingestion")
 

@@ -4,10 +4,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from replay_catalog.settings import Settings
-from replay_catalog.tencent.push import RECORD_FORMATS, push_url
+from domain.times import utc_now
+from resolvers.context import ResolverSettings
 from resolvers.errors import InvalidInput, NotAuthorized
-from storage.times import utc_now
+from tencent.push import RECORD_FORMATS, push_url
 
 # From Tencent's recording guide: record_interval cuts FLV and MP4 only (HLS ignores
 # it), at most 7200 seconds; current templates accept 300 and up.
@@ -31,7 +31,7 @@ class PushUrl:
 
 
 def create_push_url(
-    settings: Settings,
+    settings: ResolverSettings,
     stream_id: str,
     record: list[str] | None,
     record_interval: int | None,

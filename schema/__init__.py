@@ -5,11 +5,9 @@ import contextlib
 import json
 import logging
 import secrets
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from graphql import GraphQLError, get_operation_ast
 from strawberry import Schema
@@ -20,12 +18,11 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.schema.schema import StreamResult, SubscriptionResult
-from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from resolvers.context import CatalogContext
 from resolvers.errors import CatalogError
-from resolvers.query_plans import NeedsFullExecution, QueryPlan, compile_query, run_query
 from resolvers.shared_subscriptions import SharedSubscriptions
 from schema.catalog import Anchor, Broadcast, RecordingFile, Stream
 from schema.documents import ParsedDocuments, SharedParse
@@ -46,18 +43,6 @@ def client_may_see(error: GraphQLError) -> bool:
     )
 
 
-# How many compiled query plans a process keeps (apps send a handful of documents).
-MAX_QUERY_PLANS = 256
-
-
-class PlanObserver(Protocol):
-    """Told of the operations that query plans answer (the app's metrics)."""
-
-    def graphql_operation(self, name: str | None, ok: bool, seconds: float) -> None: ...
-
-    def query_plan(self, outcome: str) -> None: ...
-
-
 def shared_execution_key(
     query: str,
     variable_values: dict[str, Any] | None,
@@ -74,30 +59,23 @@ def shared_execution_key(
 
 
 class CatalogSchema(Schema):
-    """Strawberry's Schema; queries it has run once without errors run again from a
-    compiled plan (resolvers/query_plans.py), which answers the same, much faster; with
-    `subscriptions`, subscribers of the same document share one execution."""
+    """Strawberry's Schema; with `subscriptions`, subscribers of the same document share
+    one execution."""
 
     def __init__(
         self,
         *args: Any,
-        query_plans: bool = True,
-        plan_observer: PlanObserver | None = None,
         subscriptions: SharedSubscriptions | None = None,
         documents: ParsedDocuments | None = None,
         max_tokens: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.query_plans_enabled = query_plans
-        self.plan_observer = plan_observer
         self.subscriptions = subscriptions
         # The parses Strawberry's parsing step uses (SharedParse), so that a document
         # looked at here first is not parsed again there.
         self.documents = ParsedDocuments() if documents is None else documents
         self.max_tokens = max_tokens
-        # (document, operation name) -> its plan, or None for one that plans do not cover.
-        self._plans: OrderedDict[tuple[str, str | None], QueryPlan | None] = OrderedDict()
 
     async def stream(
         self,
@@ -161,54 +139,6 @@ class CatalogSchema(Schema):
             operation is not None and operation.operation.value == OperationType.SUBSCRIPTION.value
         )
 
-    async def execute(
-        self,
-        query: str | None,
-        variable_values: dict[str, Any] | None = None,
-        context_value: Any | None = None,
-        root_value: Any | None = None,
-        operation_name: str | None = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> ExecutionResult:
-        key = (query or "", operation_name)
-        plan = self._plans.get(key) if self.query_plans_enabled else None
-        if plan is not None:
-            started = time.perf_counter()
-            try:
-                data = await run_query(
-                    self._schema, plan, variable_values, context_value, root_value
-                )
-            except NeedsFullExecution as reason:
-                # Strawberry runs it again and makes the error answer.
-                log.debug("query plan gave way: %s", reason, exc_info=True)
-                if self.plan_observer is not None:
-                    self.plan_observer.query_plan("gave_way")
-            else:
-                self._plans.move_to_end(key)
-                if self.plan_observer is not None:
-                    self.plan_observer.query_plan("ran")
-                    seconds = time.perf_counter() - started
-                    self.plan_observer.graphql_operation(plan.operation_name, True, seconds)
-                return ExecutionResult(data=data, errors=None)
-        result = await super().execute(
-            query, variable_values, context_value, root_value, operation_name, *args, **kwargs
-        )
-        if self.query_plans_enabled and query and not result.errors and key not in self._plans:
-            # Strawberry has parsed and validated the document: a plan may now stand in.
-            self._plans[key] = self._compile(query, operation_name)
-            if len(self._plans) > MAX_QUERY_PLANS:
-                self._plans.popitem(last=False)
-        return result
-
-    def _compile(self, query: str, operation_name: str | None) -> QueryPlan | None:
-        try:
-            return compile_query(
-                self._schema, self.documents.parse(query, self.max_tokens), operation_name
-            )
-        except NeedsFullExecution:
-            return None
-
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -264,15 +194,12 @@ class QueryLimits:
 def build_schema(
     limits: QueryLimits | None = None,
     observers: Sequence[Callable[[], SchemaExtension]] = (),
-    plan_observer: PlanObserver | None = None,
-    query_plans: bool = True,
     subscriptions: SharedSubscriptions | None = None,
     documents: ParsedDocuments | None = None,
 ) -> Schema:
     """The schema with its limits; `observers` are extensions that wrap every operation
-    (metrics), outermost first, and `plan_observer` hears of the operations that ran
-    from a query plan instead, which no extension sees. With `subscriptions`, subscribers
-    of the same document share one execution, within its caps."""
+    (metrics), outermost first. With `subscriptions`, subscribers of the same document
+    share one execution, within its caps."""
     limits = limits or QueryLimits()
     parsed = ParsedDocuments() if documents is None else documents
     extensions: list[Callable[[], SchemaExtension]] = [
@@ -298,8 +225,6 @@ def build_schema(
         subscription=Subscription,
         types=[Anchor, Stream, Broadcast, RecordingFile],
         extensions=extensions,
-        query_plans=query_plans,
-        plan_observer=plan_observer,
         subscriptions=subscriptions,
         documents=parsed,
         max_tokens=limits.max_tokens,

@@ -15,16 +15,16 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from replay_catalog.tencent.push import play_urls
+from domain.timeline import timeline
 from resolvers import catalog
 from resolvers.context import CatalogContext
+from resolvers.global_ids import replay_playlist_path
 from resolvers.pagination import Page
-from resolvers.replays import replay_playlist_path
-from resolvers.timeline import timeline
 from storage import anchors as anchor_rows
 from storage import broadcasts as broadcast_rows
 from storage import recordings as recording_rows
 from storage import streams as stream_rows
+from tencent.push import play_urls
 
 CatalogInfo = Info[CatalogContext, None]
 

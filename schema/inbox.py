@@ -9,10 +9,10 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from replay_catalog.tencent import redact_secrets
 from resolvers.pagination import Page
 from schema.catalog import CatalogInfo, load_nodes, to_connection
 from storage import inbox as inbox_rows
+from tencent import redact_secrets
 
 
 @strawberry.enum(description="What became of an authentic callback.")

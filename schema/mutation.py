@@ -6,7 +6,6 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from replay_catalog.tencent import CallbackRejected, MalformedBody
 from resolvers.anchors import upsert_anchor, validate_profile
 from resolvers.curation import Curation, curate_broadcast
 from resolvers.errors import InvalidInput, NotAuthorized
@@ -14,6 +13,7 @@ from resolvers.push_urls import create_push_url
 from schema.catalog import Anchor, Broadcast, CatalogInfo, RecordingFormat
 from schema.inbox import IngestOutcome
 from schema.query import resolve_global_id
+from tencent import CallbackRejected, MalformedBody
 
 
 @strawberry.type

@@ -5,8 +5,8 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from resolvers.errors import InvalidInput
+from resolvers.global_ids import broadcast_global_id
 from resolvers.live_updates import catalog_changes
-from resolvers.replays import broadcast_global_id
 from schema.catalog import Broadcast, CatalogInfo, Room, Stream
 from schema.query import resolve_global_id
 

@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
+from domain.times import utc_now
 from storage.database import insert_or_ignore, table_of
-from storage.times import utc_now
 
 
 class Anchor(SQLModel, table=True):

@@ -10,11 +10,11 @@ from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
+from domain.times import utc_now
 from storage.anchors import Anchor
 from storage.database import table_of
 from storage.keyset import Listing
 from storage.streams import Stream
-from storage.times import utc_now
 
 MAX_TITLE_LENGTH = 128
 

@@ -51,6 +51,10 @@ UNAVAILABLE_MESSAGE = "the catalog database is unavailable; try again later"
 OUTAGE_SQLSTATES = ("08", "53", "57", "58", "25006", "40001", "40P01")
 
 
+# Where the catalog lives when DATABASE_URL is not set: an SQLite file in the working folder.
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./replay-catalog.db"
+
+
 class DatabaseUnavailable(Exception):
     """The database could not be reached or written; the caller should retry later."""
 

@@ -10,8 +10,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
+from domain.times import utc_now
 from storage.keyset import Listing
-from storage.times import utc_now
 
 OUTCOME_APPLIED = "applied"
 OUTCOME_IGNORED = "ignored"

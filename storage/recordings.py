@@ -10,10 +10,10 @@ from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
+from domain.times import utc_now
 from storage.broadcasts import Broadcast, visible_to_public
 from storage.database import table_of
 from storage.keyset import Listing
-from storage.times import utc_now
 
 
 class RecordingFile(SQLModel, table=True):

@@ -7,9 +7,9 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
+from domain.times import utc_now
 from storage.anchors import Anchor, placeholder_user_id
 from storage.database import insert_or_ignore, table_of
-from storage.times import utc_now
 
 
 class Stream(SQLModel, table=True):

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from sqlalchemy import insert
 
-from replay_catalog import tencent
+import tencent
 from storage import InboxEntry
 from storage.database import table_of
 from tests.catalog_client import (

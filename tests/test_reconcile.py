@@ -14,15 +14,15 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from replay_catalog.app import create_app
-from replay_catalog.tencent.filelist import (
+from replay_catalog.jobs.reconciliation import ReconcileTarget, reconcile
+from resolvers.ingestion import Ingestor
+from storage import InboxEntry, RecordingFile
+from tencent.filelist import (
     FileListClient,
     FileListError,
     TencentRefused,
     TencentUnreachable,
 )
-from resolvers.ingestion import Ingestor
-from resolvers.reconciliation import ReconcileTarget, reconcile
-from storage import InboxEntry, RecordingFile
 from tests.catalog_client import BASE, CatalogClient, cut, iso, make_settings, push, recording
 from tests.tencent_emulator import TencentEmulator, running_emulator
 

@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strawberry import relay
 
+from domain.stitching import MediaPlaylist, parse_playlist, stitch
 from replay_catalog.settings import Settings
 from replay_catalog.vod import DEFAULT_VOD_ALLOWED_HOSTS, VodHosts, is_public_address
-from resolvers.replays import replay_playlist_path
-from resolvers.stitching import MediaPlaylist, parse_playlist, stitch
+from resolvers.global_ids import replay_playlist_path
 from tests.catalog_client import (
     ADMIN_TOKEN,
     BASE,

@@ -14,16 +14,16 @@ import anyio
 import httpx
 import pytest
 
-from replay_catalog.tencent import parse_callback
-from replay_catalog.tencent.sample_callbacks import SAMPLE_NAMES, load_sample, placed_at
-from resolvers.events import PushEnded, PushStarted, RecordingFileReady, ScreenshotTaken
+from domain.events import PushEnded, PushStarted, RecordingFileReady, ScreenshotTaken
+from tencent import parse_callback
+from tencent.sample_callbacks import SAMPLE_NAMES, load_sample, placed_at
 from tests.catalog_client import CALLBACK_KEY, CatalogClient
 from tests.servers import COMMAND, serving
 
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "replay_catalog" / "samples"
+SAMPLES = ROOT / "tencent" / "samples"
 TIMES = ("event_time", "create_time", "start_time", "end_time")
 # What each sample becomes once the catalog has read it.
 EVENTS = {
@@ -70,11 +70,12 @@ async def rooms(http: httpx.AsyncClient) -> list[dict[str, Any]]:
 
 
 def readme_curl_example() -> str:
-    """The README's shell block that signs a callback with md5sum and posts it with curl."""
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"^```sh\n(.*?)^```", readme, re.DOTALL | re.MULTILINE)
+    """The shell block in docs/callbacks.md that signs a callback with md5sum and posts it
+    with curl."""
+    page = (ROOT / "docs" / "callbacks.md").read_text()
+    blocks = re.findall(r"^```sh\n(.*?)^```", page, re.DOTALL | re.MULTILINE)
     examples = [block for block in blocks if "md5sum" in block and "curl" in block]
-    assert len(examples) == 1, "README has no (or more than one) curl callback example"
+    assert len(examples) == 1, "docs/callbacks.md has no (or more than one) curl callback example"
     return examples[0]
 
 

@@ -1,13 +1,14 @@
-"""Alembic environment: runs on a connection the service hands over, or on DATABASE_URL."""
+"""Alembic environment: runs on a connection the service hands over, or on DATABASE_URL
+(for `alembic revision --autogenerate` from a shell)."""
 
 import asyncio
+import os
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
 import storage
-from replay_catalog.settings import Settings
-from storage.database import Database
+from storage.database import DEFAULT_DATABASE_URL, Database
 from storage.migrate import migration_connection
 
 target_metadata = storage.metadata
@@ -25,7 +26,7 @@ def run_on(connection: Connection) -> None:
 
 
 async def run_with_own_engine() -> None:
-    database = Database(Settings().database_url)
+    database = Database(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     try:
         async with migration_connection(database) as connection:
             await connection.run_sync(run_on)

@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from replay_catalog.tencent.filelist import FileListClient, FileListError
+from domain.times import utc_now
 from resolvers.ingestion import Ingestor
 from storage.broadcasts import ended_since_query
 from storage.database import Database, DatabaseUnavailable
 from storage.locks import unless_held_elsewhere
 from storage.recordings import known_file_ids_query
-from storage.times import utc_now
+from tencent.filelist import FileListClient, FileListError
 
 log = logging.getLogger("replay_catalog.reconciliation")
 

@@ -12,13 +12,13 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from resolvers.grouping import GroupingRules
+from domain.grouping import GroupingRules
+from domain.times import utc_now
 from resolvers.ingestion import loggable_stream_id, regroup_stream
 from storage.broadcasts import silent_live_streams
 from storage.database import Database, DatabaseUnavailable
 from storage.locks import unless_held_elsewhere
 from storage.streams import lock_stream
-from storage.times import utc_now
 
 log = logging.getLogger("replay_catalog.liveness")
 

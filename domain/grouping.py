@@ -25,9 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-# A replay plays best as HLS, then MP4, then FLV (the only formats mobile browsers
-# play are MP4 and HLS); an audio-only AAC recording is the last resort.
-PLAYBACK_PREFERENCE = ("HLS", "MP4", "FLV", "AAC")
+from domain.formats import HLS, PLAYBACK_PREFERENCE
 
 PUSH_STARTED = 1
 PUSH_CUT_OFF = 0
@@ -108,7 +106,7 @@ class BroadcastShape:
 
     @property
     def hls_part_count(self) -> int:
-        return sum(1 for f in self.files if f.format == "HLS")
+        return sum(1 for f in self.files if f.format == HLS)
 
     @property
     def playback_url(self) -> str | None:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from replay_catalog import tencent
-from resolvers.events import CatalogEvent
-from resolvers.grouping import GroupingRules
+import tencent
+from domain.events import CatalogEvent
+from domain.grouping import GroupingRules
 from resolvers.ingestion import (
     ALTERED_PAYLOAD_REASONS,
     apply_event,

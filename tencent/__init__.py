@@ -3,7 +3,7 @@
 A change on Tencent's side is a change here; the rest of the code sees domain events.
 """
 
-from replay_catalog.tencent.callbacks import (
+from tencent.callbacks import (
     EVENT_PUSH_CUT_OFF,
     EVENT_PUSH_STARTED,
     EVENT_RECORDING_FILE,

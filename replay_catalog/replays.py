@@ -9,33 +9,24 @@ is kept in a bounded in-memory cache keyed by the broadcast and its parts.
 
 import asyncio
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from strawberry import relay
-
-from replay_catalog.sized_lru import SizedLRU
-from replay_catalog.vod import VodFetcher, VodFetchError, VodSession
-from resolvers.stitching import (
+from domain.formats import HLS
+from domain.stitching import (
     MasterPlaylist,
     MediaPlaylist,
     PlaylistInvalid,
     parse_playlist,
     stitch,
 )
+from replay_catalog.sized_lru import SizedLRU
+from replay_catalog.vod import VodFetcher, VodFetchError, VodSession
 from storage import Broadcast, RecordingFile
 from storage.database import Database
 from storage.lookups import broadcasts_by_id_query
 from storage.recordings import recordings_of_broadcasts_query
 
-# The GraphQL type whose global ids name broadcasts ("Broadcast:<pk>", base64).
-BROADCAST_TYPE_NAME = "Broadcast"
-# RecordingFile.format of HLS files (see tencent/callbacks.py FORMATS).
-HLS = "HLS"
-# Primary keys are 32-bit integers on PostgreSQL; a larger id names nothing.
-MAX_PK = 2**31 - 1
-_PK = re.compile(r"[0-9]{1,10}")
 # Parts fetched at once for one playlist: enough to hide latency, few enough to be polite.
 PART_FETCHES_AT_ONCE = 4
 # The cache holds at most this many playlists and this many characters in all.
@@ -56,28 +47,6 @@ class StitchedReplay:
     text: str
     etag: str  # a strong ETag (quoted) of the text
     ended: bool  # the broadcast is over: a VOD playlist, cacheable for long
-
-
-def broadcast_global_id(broadcast_pk: int) -> str:
-    """The broadcast's global (Relay node) id."""
-    return str(relay.GlobalID(BROADCAST_TYPE_NAME, str(broadcast_pk)))
-
-
-def replay_playlist_path(broadcast_pk: int) -> str:
-    """The path of a broadcast's stitched HLS playlist, as GraphQL should link it."""
-    return f"/replays/{broadcast_global_id(broadcast_pk)}.m3u8"
-
-
-def broadcast_pk_from_global_id(global_id: str) -> int | None:
-    """The primary key a broadcast's global id names, or None for anything else."""
-    try:
-        parsed = relay.GlobalID.from_id(global_id)
-    except Exception:  # strawberry raises several kinds for malformed ids
-        return None
-    if parsed.type_name != BROADCAST_TYPE_NAME or not _PK.fullmatch(parsed.node_id):
-        return None
-    pk = int(parsed.node_id)
-    return pk if 0 < pk <= MAX_PK else None
 
 
 def stitched_cache(

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from replay_catalog.request_json import JSONTooDeep, load_bounded_json, nests_deeper_than
-from resolvers.events import (
+from domain.bounded_json import JSONTooDeep, load_bounded_json, nests_deeper_than
+from domain.events import (
     DomainEvent,
     PushEnded,
     PushStarted,
@@ -23,7 +23,7 @@ from resolvers.events import (
     ScreenshotTaken,
     UnusedEvent,
 )
-from storage.times import from_unix
+from domain.times import from_unix
 
 # Event types, from Tencent's event notification documentation.
 EVENT_PUSH_CUT_OFF = 0

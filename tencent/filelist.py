@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from replay_catalog.tencent.callbacks import (
+from tencent.callbacks import (
     UNSTORABLE_CHARACTERS,
     MalformedBody,
     read_json_object,

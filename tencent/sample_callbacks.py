@@ -1,7 +1,7 @@
 """Callbacks as Tencent would send them now: the shipped sample bodies, their times
 placed around the clock, and the `t` and `sign` every notification carries.
 
-The samples (replay_catalog/samples/*.json) are Tencent's bodies for events 1, 0, 100
+The samples (tencent/samples/*.json) are Tencent's bodies for events 1, 0, 100
 and 200 without `t`, `sign` and the times, which only make sense when the body is sent.
 """
 
@@ -9,7 +9,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from replay_catalog.tencent.callbacks import (
+from tencent.callbacks import (
     EVENT_PUSH_CUT_OFF,
     EVENT_PUSH_STARTED,
     EVENT_RECORDING_FILE,
@@ -36,7 +36,7 @@ def load_sample(name: str) -> dict[str, Any]:
     """A shipped sample body by name (one of SAMPLE_NAMES)."""
     if name not in SAMPLE_NAMES:
         raise ValueError(f"no sample named {name!r}")
-    text = resources.files("replay_catalog").joinpath("samples", f"{name}.json").read_text()
+    text = resources.files("tencent").joinpath("samples", f"{name}.json").read_text()
     body: dict[str, Any] = json.loads(text)
     return body
 

@@ -1,0 +1,72 @@
+"""The unit of work: one write transaction, and a description of what it changed.
+
+Every write to the catalog goes through `Database.unit_of_work()`. The code inside
+says what it changed (`broadcasts_changed`, `streams_changed`, `anchors_changed`);
+when the transaction commits, the description decides, in one place
+(`Database.unit_of_work`), whether cached answers go stale (the catalog version is
+raised) and which changes subscribers hear of. A unit of work that changed nothing
+the catalog shows (a retried callback, an event kept in the inbox only) raises no
+version, so it costs no cache its answers. The caller gets the description back.
+"""
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.changefeed import CatalogChange, announce
+
+
+@dataclass
+class CatalogChanges:
+    """What one unit of work changed, in the catalog's terms."""
+
+    # Broadcasts created, reshaped, curated or removed (primary keys).
+    broadcasts: set[int] = field(default_factory=set)
+    # Streams whose facts, owner or liveness changed (Tencent stream ids).
+    streams: set[str] = field(default_factory=set)
+    # Anchors whose profile changed or who gained or lost streams (user ids).
+    anchors: set[str] = field(default_factory=set)
+    # Whether a room may have appeared in, left or moved within the room list.
+    room_list: bool = False
+    # What subscribers are told, in the order it happened.
+    announcements: list[CatalogChange] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        """Whether anything the catalog shows changed."""
+        return bool(self.broadcasts or self.streams or self.anchors or self.room_list)
+
+    def merge(self, other: "CatalogChanges") -> None:
+        """Add what another unit of work changed (for callers that run several)."""
+        self.broadcasts |= other.broadcasts
+        self.streams |= other.streams
+        self.anchors |= other.anchors
+        self.room_list = self.room_list or other.room_list
+        self.announcements.extend(other.announcements)
+
+
+class UnitOfWork:
+    """A session inside one write transaction, and what the work in it changed."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.changes = CatalogChanges()
+
+    async def broadcasts_changed(self, change: CatalogChange) -> None:
+        """Broadcasts of one stream changed: recorded, and announced to every replica
+        once the transaction commits."""
+        self.changes.broadcasts.update(change.broadcast_ids)
+        self.changes.streams.add(change.stream_id)
+        self.changes.room_list = self.changes.room_list or change.rooms
+        self.changes.announcements.append(change)
+        await announce(self.session, change)
+
+    def streams_changed(self, *stream_ids: str) -> None:
+        self.changes.streams.update(stream_ids)
+
+    def anchors_changed(self, *user_ids: str) -> None:
+        self.changes.anchors.update(user_ids)
+
+    def everything_may_have_changed(self) -> None:
+        """For writes that do not itemise what they touched (tests, repairs by hand):
+        every cached answer goes stale."""
+        self.changes.room_list = True
