@@ -2,7 +2,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 RUN python -m venv /opt/venv
-# Exactly the versions in requirements.lock, each checked against its hash (README, "Docker").
+# Exactly the versions in requirements.lock, each checked against its hash (docs/operations.md, "Docker").
 COPY requirements.lock ./
 RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./

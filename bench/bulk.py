@@ -297,7 +297,7 @@ def stream_rows(planned: PlannedStream, rows: Rows, rules: GroupingRules, now: d
     shots = [f for f in facts if isinstance(f, Screenshot)]
     # As regroup_stream reads them back.
     push_facts = [
-        PushFact(p.id, p.event_type, p.event_time, p.sequence, p.push_duration_ms) for p in pushes
+        PushFact(p.id, p.started, p.event_time, p.sequence, p.push_duration_ms) for p in pushes
     ]
     file_facts = [
         FileFact(f.id, f.file_id, f.format, f.video_url, f.start_time, f.end_time) for f in files
@@ -635,7 +635,7 @@ ROW_QUERIES = {
         r.video_id, r.file_size, r.start_time, r.end_time, r.duration_seconds, r.task_id
         FROM recording_file r JOIN stream s ON s.id = r.stream_pk
         LEFT JOIN broadcast b ON b.id = r.broadcast_id""",
-    "push_event": """SELECT s.stream_id, p.event_type, p.event_time, p.sequence,
+    "push_event": """SELECT s.stream_id, p.started, p.event_time, p.sequence,
         p.push_duration_ms, p.errcode, p.errmsg, b.started_at
         FROM push_event p JOIN stream s ON s.id = p.stream_pk
         LEFT JOIN broadcast b ON b.id = p.broadcast_id""",

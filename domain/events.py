@@ -1,4 +1,5 @@
-"""Domain events: what a Tencent callback means, free of Tencent's wire format."""
+"""Domain events: what happened to a stream, in the catalog's words (tencent/ maps
+Tencent's callbacks and file list to them)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,9 +47,8 @@ class ScreenshotTaken:
 
 @dataclass(frozen=True)
 class UnusedEvent:
-    """An authentic event of a type the catalog does not use (kept in the inbox only)."""
+    """An authentic event of a kind the catalog does not use (kept in the inbox only)."""
 
-    event_type: int | None
     stream_id: str | None
 
 

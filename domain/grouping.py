@@ -5,7 +5,7 @@ sessions by time. We derive broadcasts as a pure function of the set of facts
 stored for a stream, so the catalog never depends on the order in which
 callbacks arrived or on how often they were retried:
 
-1. Pushes (event 1) and cut-offs (event 0) are paired into sessions: by their
+1. Pushes and cut-offs are paired into sessions: by their
    shared `sequence` where Tencent sends one, otherwise in time order.
 2. Sessions, recording files and screenshots are time spans. Spans that overlap
    or are separated by at most the reconnect window belong to one broadcast.
@@ -27,9 +27,6 @@ from datetime import datetime, timedelta
 
 from domain.formats import HLS, PLAYBACK_PREFERENCE
 
-PUSH_STARTED = 1
-PUSH_CUT_OFF = 0
-
 
 @dataclass(frozen=True)
 class GroupingRules:
@@ -43,7 +40,7 @@ class GroupingRules:
 @dataclass(frozen=True)
 class PushFact:
     id: int
-    event_type: int
+    started: bool  # a push started; False: a push was cut off
     at: datetime
     sequence: str
     push_duration_ms: int | None = None
@@ -129,8 +126,8 @@ def pair_sessions(pushes: Iterable[PushFact]) -> list[Session]:
         (by_sequence[push.sequence] if push.sequence else unsequenced).append(push)
 
     for events in by_sequence.values():
-        starts = [e.at for e in events if e.event_type == PUSH_STARTED]
-        cut_offs = [e for e in events if e.event_type == PUSH_CUT_OFF]
+        starts = [e.at for e in events if e.started]
+        cut_offs = [e for e in events if not e.started]
         end = max((e.at for e in cut_offs), default=None)
         if starts:
             start = min(starts)
@@ -143,10 +140,11 @@ def pair_sessions(pushes: Iterable[PushFact]) -> list[Session]:
 
     # Without a sequence, a cut-off ends the push before it; a push while another is
     # open means the first one's cut-off was lost.
-    unsequenced.sort(key=lambda e: (e.at, -e.event_type, e.sequence, e.id))
+    # At the same second, a push comes before a cut-off.
+    unsequenced.sort(key=lambda e: (e.at, not e.started, e.sequence, e.id))
     open_push: PushFact | None = None
     for event in unsequenced:
-        if event.event_type == PUSH_STARTED:
+        if event.started:
             if open_push is not None:
                 sessions.append(Session(open_push.at, open_push.at, [open_push.id]))
             open_push = event

@@ -36,6 +36,8 @@ NO_KEY = "#EXT-X-KEY:METHOD=NONE"
 
 _ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"\r\n]*"|[^",\s]*)')
 _URI_ATTRIBUTE = re.compile(r'(?<![A-Z0-9-])URI="([^"\r\n]*)"')
+# Whole numbers in ASCII digits (str.isdigit also takes "²", which int() refuses).
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 class PlaylistInvalid(Exception):
@@ -118,14 +120,16 @@ def _parse_media(lines: Sequence[str], url: str) -> MediaPlaylist:
         elif line == ENDLIST:
             ended = True
         elif line == DISCONTINUITY or line.startswith(SEGMENT_TAGS):
-            pending_tags.append(_absolute_uri_attribute(line, url))
+            pending_tags.append(_absolute_uri_attribute(line, url, number))
         elif line.startswith("#"):
             continue  # playlist-wide tags we recompute, or tags we do not use
         else:
             if pending_extinf is None:
                 raise PlaylistInvalid(f"a URI without #EXTINF at line {number}")
             duration, extinf = pending_extinf
-            segments.append(Segment(duration, extinf, urljoin(url, line), tuple(pending_tags)))
+            segments.append(
+                Segment(duration, extinf, _join(url, line, number), tuple(pending_tags))
+            )
             pending_extinf, pending_tags = None, []
     if pending_extinf is not None:
         raise PlaylistInvalid("the last #EXTINF has no URI")
@@ -143,11 +147,11 @@ def _parse_master(lines: Sequence[str], url: str) -> MasterPlaylist:
         if line.startswith(STREAM_INF):
             attributes = dict(_ATTRIBUTE.findall(line[len(STREAM_INF) :]))
             bandwidth = attributes.get("BANDWIDTH", "")
-            if pending is not None or not bandwidth.isdigit():
+            if pending is not None or not _DIGITS.fullmatch(bandwidth):
                 raise PlaylistInvalid(f"a malformed #EXT-X-STREAM-INF at line {number}")
             pending = int(bandwidth)
         elif pending is not None:
-            variants.append(Variant(urljoin(url, line), pending))
+            variants.append(Variant(_join(url, line, number), pending))
             pending = None
         else:
             raise PlaylistInvalid(f"a URI without #EXT-X-STREAM-INF at line {number}")
@@ -168,14 +172,23 @@ def _duration(line: str, number: int) -> float:
 
 
 def _whole_number(value: str, line: str, number: int) -> int:
-    if not value.strip().isdigit():
+    if not _DIGITS.fullmatch(value.strip()):
         raise PlaylistInvalid(f"a malformed {line.split(':', 1)[0]} at line {number}")
     return int(value.strip())
 
 
-def _absolute_uri_attribute(line: str, url: str) -> str:
+def _join(url: str, reference: str, number: int) -> str:
+    """A URI of the playlist resolved against its URL; one that cannot be (a malformed
+    host such as `http://[oops/`) makes the playlist unusable."""
+    try:
+        return urljoin(url, reference)
+    except ValueError:
+        raise PlaylistInvalid(f"a malformed URI at line {number}") from None
+
+
+def _absolute_uri_attribute(line: str, url: str, number: int) -> str:
     """A KEY or MAP tag with its URI attribute resolved against the playlist's URL."""
-    return _URI_ATTRIBUTE.sub(lambda match: f'URI="{urljoin(url, match.group(1))}"', line)
+    return _URI_ATTRIBUTE.sub(lambda match: f'URI="{_join(url, match.group(1), number)}"', line)
 
 
 def stitch(parts: Sequence[MediaPlaylist], ended: bool) -> str:

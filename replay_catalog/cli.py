@@ -113,8 +113,8 @@ class Progress:
 
 async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from domain.times import utc_now
-    from replay_catalog.app import file_list_client
     from replay_catalog.jobs.reconciliation import ReconcileTarget, recently_ended, reconcile
+    from replay_catalog.services import file_list_client
     from resolvers.ingestion import Ingestor
     from storage.database import DatabaseUnavailable
     from tencent.filelist import FileListError
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="replay-catalog",
         description="GraphQL catalog of Tencent Cloud Live recordings. Settings come from"
         " environment variables (and .env): DATABASE_URL, CALLBACK_KEY, ADMIN_TOKEN, …;"
-        " see README.md.",
+        " see docs/configuration.md.",
         formatter_class=HelpWithDefaults,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -4,17 +4,12 @@ The HTTP edge of `replay_catalog.replays`: statuses, ETag and caching headers.
 """
 
 import logging
-from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from replay_catalog.replays import (
-    ReplayNotFound,
-    ReplayPlaylists,
-    ReplayUnavailable,
-    StitchedReplay,
-)
+from replay_catalog.replays import ReplayNotFound, ReplayUnavailable, StitchedReplay
+from replay_catalog.services import services_of
 from resolvers.global_ids import broadcast_pk_from_global_id
 from storage.database import DatabaseUnavailable
 
@@ -27,33 +22,28 @@ ENDED_CACHE_CONTROL = "public, max-age=86400"
 LIVE_CACHE_CONTROL = "no-store"
 
 
-def replay_playlist_endpoint(
-    replays: ReplayPlaylists,
-) -> Callable[[Request], Awaitable[Response]]:
-    """The Starlette endpoint serving stitched playlists from `replays`."""
-
-    async def replay_playlist(request: Request) -> Response:
-        broadcast_pk = broadcast_pk_from_global_id(request.path_params["broadcast_id"])
-        if broadcast_pk is None:
-            return PlainTextResponse("no such broadcast", status_code=404)
-        try:
-            replay = await replays.playlist(broadcast_pk)
-        except ReplayNotFound as missing:
-            return PlainTextResponse(str(missing), status_code=404)
-        except ReplayUnavailable as failure:
-            log.warning("stitched replay of broadcast %d failed: %s", broadcast_pk, failure)
-            return PlainTextResponse(f"replay unavailable: {failure}", status_code=502)
-        except DatabaseUnavailable as failure:
-            return PlainTextResponse(str(failure), status_code=503)
-        headers = {
-            "ETag": replay.etag,
-            "Cache-Control": ENDED_CACHE_CONTROL if replay.ended else LIVE_CACHE_CONTROL,
-        }
-        if _matches(request.headers.get("if-none-match"), replay):
-            return Response(status_code=304, headers=headers)
-        return Response(replay.text, media_type=HLS_MEDIA_TYPE, headers=headers)
-
-    return replay_playlist
+async def replay_playlist(request: Request) -> Response:
+    """The stitched playlist of the broadcast the path names, with its ETag."""
+    replays = services_of(request.app).replays
+    broadcast_pk = broadcast_pk_from_global_id(request.path_params["broadcast_id"])
+    if broadcast_pk is None:
+        return PlainTextResponse("no such broadcast", status_code=404)
+    try:
+        replay = await replays.playlist(broadcast_pk)
+    except ReplayNotFound as missing:
+        return PlainTextResponse(str(missing), status_code=404)
+    except ReplayUnavailable as failure:
+        log.warning("stitched replay of broadcast %d failed: %s", broadcast_pk, failure)
+        return PlainTextResponse(f"replay unavailable: {failure}", status_code=502)
+    except DatabaseUnavailable as failure:
+        return PlainTextResponse(str(failure), status_code=503)
+    headers = {
+        "ETag": replay.etag,
+        "Cache-Control": ENDED_CACHE_CONTROL if replay.ended else LIVE_CACHE_CONTROL,
+    }
+    if _matches(request.headers.get("if-none-match"), replay):
+        return Response(status_code=304, headers=headers)
+    return Response(replay.text, media_type=HLS_MEDIA_TYPE, headers=headers)
 
 
 def _matches(if_none_match: str | None, replay: StitchedReplay) -> bool:

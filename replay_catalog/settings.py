@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     # Tencent's cut-off can be lost for good (its retries run out). A live room with no
     # sign of life (push, recording file, screenshot) for this many seconds stops being
     # live; 0: never. The default outlasts the longest record_interval (7200 s), so an
-    # MP4/FLV recording keeps a long broadcast live; see README for HLS-only streams.
+    # MP4/FLV recording keeps a long broadcast live; see docs/callbacks.md for HLS-only streams.
     live_silence_seconds: int = Field(default=10_800, ge=0)
     # How often `serve` looks for live rooms that have fallen silent.
     live_sweep_interval_seconds: float = Field(default=60, gt=0)

@@ -1,1 +1,1 @@
-"""What fields and mutations do: ingestion rules, grouping, queries and data loaders."""
+"""What GraphQL fields and mutations do: reads, ingestion, curation, and data loaders."""

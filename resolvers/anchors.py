@@ -51,7 +51,11 @@ def validate_profile(
 
 
 async def upsert_anchor(database: Database, profile: AnchorProfile) -> Anchor:
-    async with database.writing() as session:
-        anchor = await upsert_profile(session, profile.user_id, profile.changes)
-        await claim_streams(session, anchor, profile.stream_ids)
+    async with database.unit_of_work() as work:
+        anchor = await upsert_profile(work.session, profile.user_id, profile.changes)
+        await claim_streams(work.session, anchor, profile.stream_ids)
+        # Rooms show their anchor's nickname and avatar: the room list changes too.
+        work.anchors_changed(profile.user_id)
+        work.streams_changed(*profile.stream_ids)
+        work.changes.room_list = True
         return anchor

@@ -6,7 +6,7 @@ from domain.times import utc_now
 from resolvers.errors import InvalidInput, refuse_unstorable_text
 from storage import Broadcast, Stream
 from storage.broadcasts import MAX_TITLE_LENGTH
-from storage.changefeed import CatalogChange, announce
+from storage.changefeed import CatalogChange
 from storage.database import Database
 
 
@@ -28,7 +28,8 @@ async def curate_broadcast(
     if title is not None and len(title) > MAX_TITLE_LENGTH:
         raise InvalidInput(f"title must be at most {MAX_TITLE_LENGTH} characters")
     refuse_unstorable_text(title)
-    async with database.writing() as session:
+    async with database.unit_of_work() as work:
+        session = work.session
         broadcast = await session.get(Broadcast, broadcast_pk, with_for_update=True)
         if broadcast is None:
             return None
@@ -48,8 +49,7 @@ async def curate_broadcast(
         session.add(broadcast)
         stream = await session.get(Stream, broadcast.stream_pk)
         assert stream is not None and broadcast.id is not None
-        await announce(
-            session,
+        await work.broadcasts_changed(
             CatalogChange(
                 stream.stream_id,
                 (broadcast.id,),

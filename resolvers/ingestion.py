@@ -12,12 +12,11 @@ import math
 import re
 import time
 import traceback
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 import tencent
@@ -41,7 +40,7 @@ from domain.grouping import (
 from domain.times import utc_now
 from storage import Broadcast, InboxEntry, PushEvent, RecordingFile, Screenshot, Stream
 from storage.broadcasts import broadcasts_of_stream, move_members
-from storage.changefeed import CatalogChange, announce
+from storage.changefeed import CatalogChange
 from storage.database import (
     Database,
     DatabaseUnavailable,
@@ -58,6 +57,7 @@ from storage.push_events import pushes_of_stream
 from storage.recordings import files_of_stream
 from storage.screenshots import screenshots_of_stream
 from storage.streams import lock_stream
+from storage.unit_of_work import CatalogChanges, UnitOfWork
 
 log = logging.getLogger("replay_catalog.ingestion")
 
@@ -96,6 +96,8 @@ class IngestResult:
     event_type: int | None
     outcome: str
     reason: str | None = None
+    # What the catalog shows that this callback changed (nothing for a retry).
+    changes: CatalogChanges = field(default_factory=CatalogChanges)
 
 
 class Ingestor:
@@ -202,7 +204,7 @@ class Ingestor:
         except DatabaseUnavailable:
             raise
         except Exception as failure:
-            # Not an outage (writing() raises those as DatabaseUnavailable): the database
+            # Not an outage (unit_of_work() raises those as DatabaseUnavailable): the database
             # refused the event, or applying it failed; either way it will never apply.
             # Keep it, quarantined, so that Tencent stops retrying and an operator can see
             # why. Failing to store the inbox entry itself is no such case: a 500.
@@ -216,7 +218,8 @@ class Ingestor:
         self, entry: dict[str, Any], event: CatalogEvent | UnusedEvent | None
     ) -> IngestResult:
         """Store the inbox entry and, if it is new and applicable, apply the event."""
-        async with self.database.writing() as session:
+        async with self.database.unit_of_work() as work:
+            session = work.session
             inserted = await session.execute(
                 insert_or_ignore(session, table_of(InboxEntry), entry, ["event_key"]).returning(
                     table_of(InboxEntry).c.id
@@ -226,8 +229,18 @@ class Ingestor:
                 stored = await inbox_entry_by_key(session, entry["event_key"])
                 return IngestResult(True, True, entry["event_type"], stored.outcome, stored.reason)
             if entry["outcome"] == OUTCOME_APPLIED and isinstance(event, CatalogEvent):
-                await apply_event(session, event, self.rules)
-        return IngestResult(True, False, entry["event_type"], entry["outcome"], entry["reason"])
+                await apply_event(work, event, self.rules)
+        return IngestResult(
+            True, False, entry["event_type"], entry["outcome"], entry["reason"], work.changes
+        )
+
+    async def apply(self, events: Sequence[CatalogEvent]) -> CatalogChanges:
+        """Apply domain events that come from no callback (reconciliation's listed files),
+        in one unit of work; a fact already stored changes nothing."""
+        async with self.database.unit_of_work() as work:
+            for event in events:
+                await apply_event(work, event, self.rules)
+        return work.changes
 
 
 def inbox_stream_id(stream_id: str | None) -> str | None:
@@ -305,15 +318,20 @@ def loggable_stream_id(text: str | None) -> str:
     return "-" if text is None else text[:80].encode("unicode_escape").decode()
 
 
-async def apply_event(session: AsyncSession, event: CatalogEvent, rules: GroupingRules) -> None:
-    """Record the event's fact and regroup its stream, inside the caller's transaction."""
+async def apply_event(work: UnitOfWork, event: CatalogEvent, rules: GroupingRules) -> None:
+    """Record the event's fact and regroup its stream, inside the caller's unit of work."""
+    session = work.session
     stream = await lock_stream(session, event.stream_id)
     assert stream.id is not None
     fact = _fact_row(event, stream.id)
     table = table_of(type(fact))
     values = fact.model_dump(exclude={"id"})
-    await session.execute(insert_or_ignore(session, table, values, _fact_keys(event)))
-    await regroup_stream(session, stream, rules, after=_fact_time(event))
+    inserted = await session.execute(
+        insert_or_ignore(session, table, values, _fact_keys(event)).returning(table.c.id)
+    )
+    if inserted.first() is not None:
+        work.streams_changed(event.stream_id)
+    await regroup_stream(work, stream, rules, after=_fact_time(event))
 
 
 def _fact_time(event: CatalogEvent) -> datetime | None:
@@ -335,14 +353,14 @@ def _fact_row(event: CatalogEvent, stream_pk: int) -> PushEvent | RecordingFile 
     if isinstance(event, PushStarted):
         return PushEvent(
             stream_pk=stream_pk,
-            event_type=tencent.EVENT_PUSH_STARTED,
+            started=True,
             event_time=event.at,
             sequence=event.sequence,
         )
     if isinstance(event, PushEnded):
         return PushEvent(
             stream_pk=stream_pk,
-            event_type=tencent.EVENT_PUSH_CUT_OFF,
+            started=False,
             event_time=event.at,
             sequence=event.sequence,
             push_duration_ms=event.push_duration_ms,
@@ -375,7 +393,7 @@ def _fact_row(event: CatalogEvent, stream_pk: int) -> PushEvent | RecordingFile 
 def _fact_keys(event: CatalogEvent) -> list[str]:
     """The unique key that makes a fact impossible to store twice."""
     if isinstance(event, PushStarted | PushEnded):
-        return ["stream_pk", "event_type", "event_time", "sequence"]
+        return ["stream_pk", "started", "event_time", "sequence"]
     if isinstance(event, RecordingFileReady):
         return ["file_id"]
     assert isinstance(event, ScreenshotTaken)
@@ -383,7 +401,7 @@ def _fact_keys(event: CatalogEvent) -> list[str]:
 
 
 async def regroup_stream(
-    session: AsyncSession,
+    work: UnitOfWork,
     stream: Stream,
     rules: GroupingRules,
     now: datetime | None = None,
@@ -392,6 +410,7 @@ async def regroup_stream(
     """Derive the stream's broadcasts from its facts, as of `now`, and write what changed:
     all of them, or (for a new fact at `after`) those from the last one that started
     before it on (see group_broadcasts)."""
+    session = work.session
     assert stream.id is not None
     broadcasts, since = await broadcasts_of_stream(session, stream.id, after)
     existing = {b.id: b for b in broadcasts}
@@ -401,7 +420,7 @@ async def regroup_stream(
     shots = await screenshots_of_stream(session, stream.id, since)
     shapes = group_broadcasts(
         [
-            PushFact(p.id or 0, p.event_type, p.event_time, p.sequence, p.push_duration_ms)
+            PushFact(p.id or 0, p.started, p.event_time, p.sequence, p.push_duration_ms)
             for p in pushes
         ],
         [
@@ -456,8 +475,7 @@ async def regroup_stream(
     session.add(stream)
     await session.flush()
     if changed:
-        await announce(
-            session,
+        await work.broadcasts_changed(
             CatalogChange(
                 stream.stream_id,
                 tuple(sorted(changed)),

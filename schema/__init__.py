@@ -24,11 +24,14 @@ from strawberry.types.graphql import OperationType
 from resolvers.context import CatalogContext
 from resolvers.errors import CatalogError
 from resolvers.shared_subscriptions import SharedSubscriptions
-from schema.catalog import Anchor, Broadcast, RecordingFile, Stream
+from schema.anchor import Anchor
+from schema.broadcast import Broadcast
 from schema.documents import ParsedDocuments, SharedParse
 from schema.limits import DocumentLimiter, DocumentLimits, ValidationCacheAfterLimits
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.recording_file import RecordingFile
+from schema.stream import Stream
 from schema.subscription import Subscription
 from storage.database import DatabaseUnavailable
 

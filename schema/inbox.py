@@ -10,7 +10,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from resolvers.pagination import Page
-from schema.catalog import CatalogInfo, load_nodes, to_connection
+from schema.connections import CatalogInfo, load_nodes, to_connection
 from storage import inbox as inbox_rows
 from tencent import redact_secrets
 

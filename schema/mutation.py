@@ -10,9 +10,12 @@ from resolvers.anchors import upsert_anchor, validate_profile
 from resolvers.curation import Curation, curate_broadcast
 from resolvers.errors import InvalidInput, NotAuthorized
 from resolvers.push_urls import create_push_url
-from schema.catalog import Anchor, Broadcast, CatalogInfo, RecordingFormat
+from schema.anchor import Anchor
+from schema.broadcast import Broadcast
+from schema.connections import CatalogInfo
 from schema.inbox import IngestOutcome
 from schema.query import resolve_global_id
+from schema.recording_file import RecordingFormat
 from tencent import CallbackRejected, MalformedBody
 
 

@@ -10,19 +10,13 @@ from strawberry import relay
 from resolvers import catalog
 from resolvers.errors import InvalidInput
 from resolvers.inbox import inbox_entries
-from schema.catalog import (
-    Anchor,
-    Broadcast,
-    CatalogInfo,
-    RecordingFile,
-    RecordingFormat,
-    Room,
-    RoomKind,
-    Stream,
-    connection_of_recordings,
-    rooms_connection,
-)
+from schema.anchor import Anchor
+from schema.broadcast import Broadcast
+from schema.connections import CatalogInfo
 from schema.inbox import InboxEntry, IngestOutcome, connection_of_inbox_entries
+from schema.recording_file import RecordingFile, RecordingFormat, connection_of_recordings
+from schema.room import Room, RoomKind, rooms_connection
+from schema.stream import Stream
 from storage.broadcasts import REPLAY_RANKS, ROOM_RANK_LIVE, RoomFilter
 from storage.inbox import InboxFilter
 from storage.recordings import RecordingFilter

@@ -7,8 +7,11 @@ import strawberry
 from resolvers.errors import InvalidInput
 from resolvers.global_ids import broadcast_global_id
 from resolvers.live_updates import catalog_changes
-from schema.catalog import Broadcast, CatalogInfo, Room, Stream
+from schema.broadcast import Broadcast
+from schema.connections import CatalogInfo
 from schema.query import resolve_global_id
+from schema.room import Room
+from schema.stream import Stream
 
 
 @strawberry.type(description="A broadcast whose place in the room list may have changed.")

@@ -1,12 +1,13 @@
-"""The catalog version: a number every write transaction raises, for response caches.
+"""The catalog version: a number every change to the catalog raises, for response caches.
 
 A cached answer is keyed by the version read before the answer was computed, and
-the version rises with every write: on PostgreSQL after it commits, in a transaction
-of its own, so that concurrent writers don't queue on one row for the length of
-theirs; on SQLite, where writers take turns anyway, inside it (one sync to disk). A request that
-starts after a write was acknowledged reads the new version, so it can't be given
-an answer computed before that write, on this replica or any other sharing the
-database. Reading it is one small statement.
+the version rises with every unit of work that changed what the catalog shows
+(storage/unit_of_work.py): on PostgreSQL after it commits, in a transaction of its
+own, so that concurrent writers don't queue on one row for the length of theirs; on
+SQLite, where writers take turns anyway, inside it (one sync to disk). A request
+that starts after a write was acknowledged reads the new version, so it can't be
+given an answer computed before that write, on this replica or any other sharing
+the database. Reading it is one small statement.
 """
 
 import secrets

@@ -1,11 +1,11 @@
 """The change feed: which broadcasts changed, told to every replica once committed.
 
-A transaction that changes the catalog announces it with `announce`. On
+A unit of work that changes broadcasts announces it (storage/unit_of_work.py). On
 PostgreSQL the announcement is a NOTIFY inside that transaction, so it is
 delivered when (and only if) the transaction commits, to every process that
 LISTENs: each replica keeps one connection listening and fans changes out to
-its subscribers. On SQLite (one process) announcements are delivered in-process
-after the commit.
+its subscribers. On SQLite (one process) the unit of work delivers its
+announcements in-process after the commit.
 
 Subscribers get a bounded queue: one that falls that far behind is ended with
 SubscriberTooSlow rather than growing memory without bound.
@@ -27,8 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 log = logging.getLogger("replay_catalog.changefeed")
 
 CHANNEL = "replay_catalog_changes"
-# Announcements waiting in a session for its commit (SQLite only).
-PENDING = "replay_catalog_pending_changes"
 RECONNECT_DELAYS = (0.1, 0.5, 1, 2, 5)
 
 
@@ -81,16 +79,10 @@ class TooManySubscribers(Exception):
 
 
 async def announce(session: AsyncSession, change: CatalogChange) -> None:
-    """Tell every replica about `change` once the session's transaction commits."""
+    """On PostgreSQL, tell every replica about `change` once the session's transaction
+    commits (on SQLite the unit of work delivers it in-process)."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(select(func.pg_notify(CHANNEL, change.to_json())))
-    else:
-        session.info.setdefault(PENDING, []).append(change)
-
-
-def committed_announcements(session: AsyncSession) -> list[CatalogChange]:
-    """The in-process announcements of a session whose transaction has committed."""
-    return list(session.info.pop(PENDING, ()))
 
 
 class ChangeFeed:

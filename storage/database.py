@@ -34,7 +34,8 @@ from storage.catalog_version import (
     read_version,
     version_of,
 )
-from storage.changefeed import ChangeFeed, committed_announcements
+from storage.changefeed import ChangeFeed
+from storage.unit_of_work import UnitOfWork
 
 # SQLite waits this long for another writer before giving up with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -230,7 +231,15 @@ def _sqlite_reader(url: str) -> Engine | None:
 class Database:
     """One engine per app: short write transactions and independent reads."""
 
-    def __init__(self, url: str, pool_size: int = 10, max_overflow: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        *,
+        subscriber_queue_size: int = 256,
+        max_subscribers: int = 10_000,
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         # Told of every outage (the app's metrics count them); storage knows no metrics.
@@ -253,7 +262,7 @@ class Database:
         self._writer = self.engine.execution_options(begin_immediate=True)
         # Committed changes, for this process's subscribers (and, on PostgreSQL, from
         # every replica's transactions).
-        self.changes = ChangeFeed(url)
+        self.changes = ChangeFeed(url, subscriber_queue_size, max_subscribers)
         self._version_reader: sqlite3.Connection | None = None
         self._reader = _sqlite_reader(url) if self.is_sqlite else None
         self._sqlite_writers = asyncio.Lock() if self.is_sqlite else None
@@ -286,8 +295,15 @@ class Database:
             raise
 
     @asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one write transaction, committed on success.
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """One write transaction, committed on success; the caller's code says what it
+        changed (storage/unit_of_work.py), and the description stays on the unit of
+        work for the caller to read after the block.
+
+        Here, and only here, a committed change raises the catalog version (cached
+        answers computed before it go stale) and reaches this process's subscribers
+        (on PostgreSQL every replica's, by NOTIFY, sent inside the transaction). A
+        unit of work that changed nothing the catalog shows raises nothing.
 
         An outage raises DatabaseUnavailable; any other database error is raised as is.
         """
@@ -295,21 +311,24 @@ class Database:
             try:
                 with self._outages_as_unavailable():
                     async with AsyncSession(self._writer, expire_on_commit=False) as session:
+                        work = UnitOfWork(session)
                         async with session.begin():
-                            yield session
-                            if self.is_sqlite:
+                            yield work
+                            if self.is_sqlite and work.changes:
                                 # Writers take turns anyway: the raise commits with the
                                 # write, with one sync to disk instead of two.
                                 await raise_version(await session.connection())
-                        for change in committed_announcements(session):
-                            self.changes.deliver(change)
-                    if not self.is_sqlite:
+                    if work.changes and not self.is_sqlite:
                         # Only now, committed, may cached answers computed before this
                         # write go stale; raised before the caller acknowledges anything,
                         # in a transaction of its own so that concurrent writers do not
                         # queue on the version row while they work.
                         async with self._writer.begin() as connection:
                             await raise_version(connection)
+                    if self.is_sqlite:
+                        # One process: the committed changes are delivered here.
+                        for change in work.changes.announcements:
+                            self.changes.deliver(change)
             except DatabaseUnavailable:
                 self.writes_failing = True
                 raise
@@ -332,8 +351,8 @@ class Database:
 
     async def check_writable(self) -> None:
         """Raise DatabaseUnavailable unless a write commits now (it raises the version)."""
-        async with self.writing():
-            pass
+        async with self.unit_of_work() as work:
+            work.everything_may_have_changed()
 
     @asynccontextmanager
     async def _writers_in_turn(self) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""Push started (1) and push cut off (0) events, the raw material of broadcast sessions."""
+"""Pushes started and cut off, the raw material of broadcast sessions."""
 
 from datetime import datetime
 from typing import Any
@@ -11,11 +11,16 @@ from sqlmodel import Field, SQLModel, col
 
 class PushEvent(SQLModel, table=True):
     __tablename__ = "push_event"
-    __table_args__ = (UniqueConstraint("stream_pk", "event_type", "event_time", "sequence"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "stream_pk", "started", "event_time", "sequence", name="uq_push_event_fact"
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     stream_pk: int = Field(foreign_key="stream.id", index=True)
-    event_type: int
+    # True: the push started; False: it was cut off.
+    started: bool
     event_time: datetime
     # Tencent's message id; a push and its cut-off share it. Empty when absent.
     sequence: str = Field(default="", max_length=128)
@@ -27,7 +32,7 @@ class PushEvent(SQLModel, table=True):
 
 PUSH_FACT_COLUMNS = (
     col(PushEvent.id),
-    col(PushEvent.event_type),
+    col(PushEvent.started),
     col(PushEvent.event_time),
     col(PushEvent.sequence),
     col(PushEvent.push_duration_ms),

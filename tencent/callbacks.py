@@ -223,7 +223,7 @@ def parse_callback(payload: Mapping[str, Any], now: float | None = None) -> Doma
         EVENT_RECORDING_FILE,
         EVENT_SCREENSHOT,
     ):
-        return UnusedEvent(event_type=event_type, stream_id=stream_id_of(payload))
+        return UnusedEvent(stream_id=stream_id_of(payload))
     stream_id = _text(payload, "stream_id") or _text(payload, "channel_id")
     if stream_id is None:
         raise MalformedEvent("stream_id and channel_id are both missing")
@@ -341,7 +341,12 @@ def _screenshot(payload: Mapping[str, Any], stream_id: str, latest: float) -> Sc
 
 
 def _format(payload: Mapping[str, Any], video_url: str) -> str:
-    named = _text(payload, "file_format")
+    return recording_format(_text(payload, "file_format"), video_url)
+
+
+def recording_format(named: str | None, video_url: str) -> str:
+    """The catalog's format (domain/formats.py) of a file Tencent names `named` (any
+    case; None: not named), else the one its URL's extension tells."""
     if named is not None:
         if named.lower() in FORMATS:
             return FORMATS[named.lower()]
@@ -351,6 +356,21 @@ def _format(payload: Mapping[str, Any], video_url: str) -> str:
         if path.endswith(extension):
             return file_format
     raise MalformedEvent("file_format is missing and the video_url does not tell it")
+
+
+def file_span(start: int, end: int, now: float) -> tuple[int, int]:
+    """A file's start and end (Unix seconds) as the catalog keeps them: both within
+    the range of a callback's times, a start after the end clamped to it, and a span
+    of at most MAX_FILE_SECONDS; else MalformedEvent."""
+    latest = now + MAX_SECONDS_AHEAD
+    _check_time("start_time", start, latest)
+    _check_time("end_time", end, latest)
+    start = min(start, end)
+    if end - start > MAX_FILE_SECONDS:
+        raise MalformedEvent(
+            f"the file lasts longer than {MAX_FILE_SECONDS} seconds (start_time to end_time)"
+        )
+    return start, end
 
 
 def _web_url(payload: Mapping[str, Any], name: str) -> str:

@@ -15,10 +15,16 @@ from typing import Any
 
 import httpx
 
+from domain.events import RecordingFileReady
+from domain.times import from_unix
 from tencent.callbacks import (
+    MAX_FILE_SIZE,
     UNSTORABLE_CHARACTERS,
     MalformedBody,
+    MalformedEvent,
+    file_span,
     read_json_object,
+    recording_format,
 )
 
 DEFAULT_API_URL = "http://fcgi.video.qcloud.com/common_access"
@@ -32,10 +38,8 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 REQUEST_VALIDITY_SECONDS = 60
 # Newer answers number the formats: 1 FLV, 2 HLS, 3 MP4, 4 AAC.
 FORMAT_NUMBERS = {"1": "flv", "2": "hls", "3": "mp4", "4": "aac"}
-FORMAT_BY_EXTENSION = {".flv": "flv", ".m3u8": "hls", ".mp4": "mp4", ".aac": "aac"}
-# What an answer's values may be, checked here; ranges and text are checked again when a
-# listed file is ingested as the callback it stands for (tencent.callbacks), which
-# quarantines what is out of range there.
+# What an answer's values may be, checked here; times and sizes are checked against the
+# bounds of a callback's (tencent.callbacks) when a listed file becomes a domain event.
 MAX_ID = 128
 MAX_URL = 2048
 MAX_DIGITS = 18  # counts and sizes: whole numbers that fit 64 bits
@@ -55,36 +59,44 @@ class TencentUnreachable(FileListError):
 
 @dataclass(frozen=True)
 class ListedFile:
-    """One recording file as the file list reports it, in callback terms."""
+    """One recording file as the file list reports it."""
 
     stream_id: str
     file_id: str
     video_url: str
     start_time: datetime
     end_time: datetime
-    file_format: str | None
+    file_format: str | None  # the catalog's name (domain/formats.py); None: unknown
     file_size: int | None
     video_id: str | None
 
-    def as_callback(self) -> dict[str, Any]:
-        """The event-100 payload a callback for this file would have carried."""
-        payload: dict[str, Any] = {
-            "event_type": 100,
-            "stream_id": self.stream_id,
-            "channel_id": self.stream_id,
-            "file_id": self.file_id,
-            "video_url": self.video_url,
-            "start_time": int(self.start_time.timestamp()),
-            "end_time": int(self.end_time.timestamp()),
-            "source": INTERFACE,
-        }
-        optional = {
-            "file_format": self.file_format,
-            "file_size": self.file_size,
-            "video_id": self.video_id,
-        }
-        payload.update({name: value for name, value in optional.items() if value is not None})
-        return payload
+    def as_event(self, now: float) -> RecordingFileReady:
+        """The file as the catalog takes it, within the bounds a callback's values have;
+        MalformedEvent names the first value out of them."""
+        scheme = self.video_url.split(":", 1)[0].lower()
+        if scheme not in ("http", "https") or not self.video_url[len(scheme) :].startswith("://"):
+            raise MalformedEvent("record_file_url is not an http(s) URL")
+        start, end = file_span(
+            int(self.start_time.timestamp()), int(self.end_time.timestamp()), now
+        )
+        size = self.file_size
+        return RecordingFileReady(
+            stream_id=self.stream_id,
+            file_id=self.file_id,
+            format=self._format(),
+            video_url=self.video_url,
+            video_id=self.video_id,
+            file_size=size if size is not None and 0 <= size <= MAX_FILE_SIZE else None,
+            start_time=from_unix(start),
+            end_time=from_unix(end),
+            duration_seconds=end - start,
+            task_id=None,
+        )
+
+    def _format(self) -> str:
+        if self.file_format is None:
+            raise MalformedEvent("file_format is missing and the video_url does not tell it")
+        return self.file_format
 
 
 def beijing_day_windows(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
@@ -121,12 +133,14 @@ def _listed_file(entry: Mapping[str, Any], stream_id: str) -> ListedFile | None:
         end = parse_beijing_time(end_text)
     except ValueError:
         return None
-    file_format = FORMAT_NUMBERS.get(_listed_text(entry, "file_format", 1) or "")
-    if file_format is None:
-        path = url.split("?", 1)[0].lower()
-        file_format = next(
-            (f for ext, f in FORMAT_BY_EXTENSION.items() if path.endswith(ext)), None
+    # The catalog's name of the format; a number this module does not know is told by
+    # the URL's extension, as if absent.
+    try:
+        file_format: str | None = recording_format(
+            FORMAT_NUMBERS.get(_listed_text(entry, "file_format", 1) or ""), url
         )
+    except MalformedEvent:
+        file_format = None
     return ListedFile(
         stream_id=stream_id,
         file_id=file_id,

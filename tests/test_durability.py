@@ -173,7 +173,8 @@ async def reference_snapshot_on_another_core(
 
 async def test_a_commit_is_on_disk_before_a_callback_is_answered(catalog: CatalogClient) -> None:
     """What a write transaction runs with: a power cut just after a 200 loses nothing."""
-    async with catalog.database.writing() as session:
+    async with catalog.database.unit_of_work() as work:
+        session = work.session
         if catalog.database.is_sqlite:
             # 2 is FULL: the WAL is synced at every commit (NORMAL, 1, may lose the last).
             assert (await session.execute(text("PRAGMA synchronous"))).scalar() == 2

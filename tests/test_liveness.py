@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from replay_catalog.app import create_app
+from replay_catalog.services import services_of
 from tests.catalog_client import CatalogClient, cut, iso, make_settings, push, recording, screenshot
 
 pytestmark = pytest.mark.anyio
@@ -93,7 +94,7 @@ async def test_serve_ends_a_silent_room_without_any_new_event(
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://catalog.test") as http,
     ):
-        served = CatalogClient(http, app.state.database)
+        served = CatalogClient(http, services_of(app).database)
         pushed_at = int(time.time())
         await served.send(push("2121_quiet", pushed_at, "s1"))
         is_live, [broadcast] = await broadcasts_of(served, "2121_quiet")

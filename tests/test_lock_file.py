@@ -1,7 +1,7 @@
 """requirements.lock, which the Docker image installs from, checked against pyproject.toml.
 
 When a test here fails, the lock is stale: refresh it with the command in `REFRESH_COMMAND`
-(also in the README's "Docker" section and the lock's own header) and commit both files.
+(also in docs/operations.md's "Docker" section and the lock's own header) and commit both files.
 """
 
 import re

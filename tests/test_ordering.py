@@ -232,16 +232,17 @@ def without_ties(seen: dict[str, Any]) -> dict[str, Any]:
 async def regroup_every_stream(catalog: CatalogClient) -> None:
     """Regroup each stream from all its facts, as the silence sweep does."""
     rules = make_settings(catalog.database.url).grouping_rules()
-    async with catalog.database.writing() as session:
-        for stream in (await session.execute(select(Stream))).scalars().all():
-            await regroup_stream(session, stream, rules)
+    async with catalog.database.unit_of_work() as work:
+        for stream in (await work.session.execute(select(Stream))).scalars().all():
+            await regroup_stream(work, stream, rules)
 
 
 async def forget_everything(catalog: CatalogClient) -> None:
     """Start an example on an empty catalog, so that examples cost the same (and shrink fast)."""
-    async with catalog.database.writing() as session:
+    async with catalog.database.unit_of_work() as work:
         for table in reversed(metadata.sorted_tables):
-            await session.execute(table.delete())
+            await work.session.execute(table.delete())
+        work.everything_may_have_changed()
 
 
 @st.composite

@@ -11,7 +11,6 @@ from pathlib import Path
 import anyio
 import pytest
 from sqlalchemy import func, select
-from sqlmodel import col
 
 from replay_catalog.app import create_app
 from replay_catalog.jobs.reconciliation import ReconcileTarget, reconcile
@@ -83,7 +82,7 @@ async def test_client_reads_beijing_times_and_the_format_from_the_url(
     (listed,) = await client.files("2121_a", day(BASE - 60), day(BASE + 60))
     await client.aclose()
     assert listed.start_time == day(BASE) and listed.end_time == day(BASE + 600)
-    assert listed.file_format == "hls"
+    assert listed.file_format == "HLS"
 
 
 async def test_client_names_tencents_message_when_it_refuses(tencent: TencentEmulator) -> None:
@@ -296,8 +295,8 @@ def listed_entry(name: str, **extra: str) -> str:
     return "{" + ", ".join(f'"{name}": {value}' for name, value in fields.items()) + "}"
 
 
-async def test_values_out_of_range_in_the_file_list_are_dropped_or_quarantined(
-    catalog: CatalogClient, tencent: TencentEmulator
+async def test_values_out_of_range_in_the_file_list_are_dropped_or_left_out(
+    catalog: CatalogClient, tencent: TencentEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     tencent.answer_with = file_list_answer(
         ", ".join(
@@ -336,12 +335,12 @@ async def test_values_out_of_range_in_the_file_list_are_dropped_or_quarantined(
         ("superscript-size", None),
     ]
     # Skipped: the entries whose id is an object or not valid Unicode, or whose time is
-    # a list. Quarantined: the one that spans 25 years.
+    # a list. Left out, with a warning: the one that spans 25 years (out of a callback's
+    # bounds). Nothing goes to the inbox, which holds callbacks only.
     assert summary.files_found == 5
-    quarantined = await catalog.database.scalars(
-        select(InboxEntry.reason).where(col(InboxEntry.outcome) == "quarantined")
-    )
-    assert quarantined == ["start_time is out of range (before 2010, or over a day ahead)"]
+    assert summary.files_out_of_bounds == 1
+    assert "start_time is out of range (before 2010, or over a day ahead)" in caplog.text
+    assert await catalog.database.scalars(select(InboxEntry.id)) == []
 
 
 @pytest.mark.parametrize("answer", [b"[" * 5000, b'{"ret": 0, "output": ' * 3000, b"\xff\xfe\x00"])

@@ -203,3 +203,17 @@ async def test_emptied_tables_never_bring_back_answers_cached_before(
     assert again == writes
     listed, _ = await rooms_and_reads(catalog)
     assert "2121_before" not in listed and len(listed) == writes
+
+
+async def test_a_retried_or_unused_callback_leaves_cached_answers_in_place(
+    catalog: CatalogClient,
+) -> None:
+    event = recording("2121_a", "a1", BASE, BASE + 60)
+    await catalog.send(event)
+    assert (await rooms_and_reads(catalog))[0] == ["2121_a"]
+    # Tencent retries; an event type the catalog does not use is kept in the inbox only.
+    await catalog.send(event)
+    await catalog.send({"event_type": 332, "stream_id": "2121_a", "channel_id": "2121_a"})
+    rooms, reads = await rooms_and_reads(catalog)
+    assert rooms == ["2121_a"]
+    assert len(reads) <= 1 and all("catalog_version" in read for read in reads)

@@ -201,7 +201,7 @@ async def test_a_callback_in_another_content_type_gets_415(
 async def test_a_json_callback_labelled_text_plain_or_unlabelled_is_accepted(
     catalog: CatalogClient, content_type: str | None
 ) -> None:
-    """Tencent's senders vary in the content type they set (README: the 415 row)."""
+    """Tencent's senders vary in the content type they set (docs/callbacks.md: the 415 row)."""
     headers = {"content-type": content_type} if content_type else {}
     response = await catalog.http.post(
         "/callbacks/tencent",

@@ -33,9 +33,9 @@ async def end_silent_broadcasts(
     ended = 0
     for stream_id in await database.scalars(silent_live_streams(now - rules.live_silence)):
         # One short transaction per stream, under the stream's lock like ingestion.
-        async with database.writing() as session:
-            stream = await lock_stream(session, stream_id)
-            await regroup_stream(session, stream, rules, now)
+        async with database.unit_of_work() as work:
+            stream = await lock_stream(work.session, stream_id)
+            await regroup_stream(work, stream, rules, now)
             if not stream.is_live:
                 ended += 1
                 log.info(

@@ -1,23 +1,26 @@
 """Reconciliation: ask Tencent's file list for what callbacks may have missed.
 
-Files found this way are fed through the same ingestion path as callbacks, as
-the event-100 payload a callback would have carried, so a file that also arrives
-by callback (before or after) is stored once, and a second reconcile changes
-nothing.
+The Tencent adapter turns each listed file into the domain event a callback would
+have given (within the same bounds), and the Ingestor applies them: a file that also
+arrives by callback (before or after) is stored once, and a second reconcile changes
+nothing. A listed file whose values are out of bounds is left out, with a warning:
+it stays in Tencent's list, where the next release may take it.
 """
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.times import utc_now
-from resolvers.ingestion import Ingestor
+from resolvers.ingestion import Ingestor, loggable_stream_id
 from storage.broadcasts import ended_since_query
 from storage.database import Database, DatabaseUnavailable
 from storage.locks import unless_held_elsewhere
 from storage.recordings import known_file_ids_query
+from tencent.callbacks import MalformedEvent
 from tencent.filelist import FileListClient, FileListError
 
 log = logging.getLogger("replay_catalog.reconciliation")
@@ -39,12 +42,16 @@ class ReconcileSummary:
     streams_asked: int = 0
     files_found: int = 0
     files_new: int = 0
+    files_out_of_bounds: int = 0
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"streams asked: {self.streams_asked}, files found: {self.files_found}, "
             f"files new: {self.files_new}"
         )
+        if self.files_out_of_bounds:
+            text += f", files out of bounds (left out): {self.files_out_of_bounds}"
+        return text
 
 
 async def recently_ended(database: Database, within: timedelta) -> list[ReconcileTarget]:
@@ -70,8 +77,18 @@ async def reconcile(
         if listed:
             file_ids = [f.file_id for f in listed]
             known = set(await database.scalars(known_file_ids_query(file_ids)))
+            now = time.time()
             for listed_file in listed:
-                await ingestor.ingest_authentic(listed_file.as_callback())
+                try:
+                    # One unit of work per file: one that cannot be taken holds up no other.
+                    await ingestor.apply([listed_file.as_event(now)])
+                except MalformedEvent as fault:
+                    summary.files_out_of_bounds += 1
+                    log.warning(
+                        "a file of stream %s in Tencent's file list is left out: %s",
+                        loggable_stream_id(listed_file.stream_id),
+                        fault,
+                    )
             stored = set(await database.scalars(known_file_ids_query(file_ids)))
             summary.files_new += len(stored - known)
         if on_stream_done is not None:

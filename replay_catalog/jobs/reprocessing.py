@@ -34,6 +34,7 @@ from storage.inbox import (
     InboxFilter,
     inbox_ids_query,
 )
+from storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger("replay_catalog.reprocessing")
 
@@ -95,16 +96,20 @@ async def _reprocess_entry(
     database: Database, rules: GroupingRules, entry_id: int
 ) -> tuple[Verdict, Verdict] | None:
     """Apply one entry and record its outcome, in one transaction; None if it is gone."""
-    async with database.writing() as session:
+    async with database.unit_of_work() as work:
+        session = work.session
         entry = await session.get(InboxEntry, entry_id, with_for_update=True)
         if entry is None:
             return None
         before: Verdict = (entry.outcome, entry.reason)
         after, event = _verdict(entry)
         if event is not None:
+            # Its own description: what a savepoint rolled back did not change anything.
+            applied = UnitOfWork(session)
             try:
                 async with session.begin_nested():
-                    await apply_event(session, event, rules)
+                    await apply_event(applied, event, rules)
+                work.changes.merge(applied.changes)
             except SQLAlchemyError as failure:
                 if is_outage(failure):
                     raise

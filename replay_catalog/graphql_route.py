@@ -1,0 +1,94 @@
+"""`/graphql` over HTTP (behind the response cache when it is on) and over WebSocket."""
+
+import functools
+import json
+from datetime import timedelta
+from typing import Any
+
+from cross_web import HTTPException  # Strawberry's own (a dependency of strawberry-graphql)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from domain.bounded_json import decode_request_json
+from replay_catalog.pages import graphiql_page
+from replay_catalog.response_cache import CachedGraphQL, ResponseCache, VersionReads
+from replay_catalog.server import client_of
+from replay_catalog.services import CatalogServices
+from resolvers.context import CatalogContext
+from schema import build_schema
+
+
+class CatalogGraphQL(GraphQL[CatalogContext, None]):
+    """Strawberry's ASGI app with a fresh CatalogContext (and fresh data loaders) per request."""
+
+    def __init__(self, services: CatalogServices) -> None:
+        super().__init__(
+            build_schema(
+                services.limits,
+                observers=[services.metrics.extension()],
+                subscriptions=services.subscriptions,
+                documents=services.documents,
+            ),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(
+                seconds=services.settings.websocket_init_timeout_seconds
+            ),
+        )
+        self.services = services
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> CatalogContext:
+        services = self.services
+        return CatalogContext(
+            database=services.database,
+            ingestor=services.ingestor,
+            settings=services.settings,
+            authorization=request.headers.get("authorization"),
+            client=client_of(request.client.host) if request.client else "unknown",
+            base_url=(services.settings.public_base_url or str(request.base_url)).rstrip("/"),
+            refusals=services.refusals,
+        )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql_page()
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Bodies, GET `variables` and WebSocket messages: nesting bounded (no RecursionError)."""
+        return decode_request_json(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """Strawberry's, with what is wrong in the 400's message."""
+        try:
+            return self.decode_json(data)
+        except json.JSONDecodeError as error:
+            raise HTTPException(400, f"Unable to parse request body as JSON: {error}") from error
+
+
+def graphql_routes(services: CatalogServices) -> list[BaseRoute]:
+    """One GraphQL app on both routes; HTTP answers go through the response cache if it is on."""
+    graphql = CatalogGraphQL(services)
+    return [
+        Route("/graphql", _cached(graphql, services), methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+    ]
+
+
+def _cached(graphql: CatalogGraphQL, services: CatalogServices) -> ASGIApp:
+    settings = services.settings
+    if not settings.response_cache_entries:
+        return graphql
+    max_age = settings.graphql_cache_max_age_seconds
+    return CachedGraphQL(
+        graphql,
+        ResponseCache(settings.response_cache_entries, settings.response_cache_max_bytes),
+        VersionReads(services.database.version),
+        cache_control=f"public, max-age={max_age}" if max_age else "no-cache",
+        parse=functools.partial(services.documents.parse, max_tokens=services.limits.max_tokens),
+        on_lookup=services.metrics.cache_lookup,
+    )

@@ -1,0 +1,1 @@
+"""Background jobs of the web edge: ending silent live rooms, reconciling, reprocessing."""
