@@ -187,10 +187,11 @@ def group_broadcasts(
     """The broadcasts of one stream, oldest first, as they stand at `now`.
 
     With `since` (when a broadcast of the stream starts), only the broadcasts from it
-    on: the caller passes the files and screenshots from `since` on, and every push
-    (sessions pair across the whole stream), and gets what the whole stream's
-    grouping would give for them. Broadcasts are separated by more than the reconnect
-    window, so none reaches back across the start of one.
+    on: the caller passes the pushes (with every other push of their sequences), files
+    and screenshots from `since` on, and gets
+    what the whole stream's grouping would give for them. Broadcasts are separated by
+    more than the reconnect window, and every session lies inside one broadcast, so
+    nothing reaches back across the start of one.
     """
     sessions = pair_sessions(pushes)
     if since is not None:

@@ -13,7 +13,7 @@ from replay_catalog.graphql_route import graphql_routes
 from replay_catalog.health import healthz, readyz
 from replay_catalog.lifespan import lifespan
 from replay_catalog.metrics_route import metrics_page
-from replay_catalog.pages import STATIC_DIR, demo_app
+from replay_catalog.pages import STATIC_DIR, demo_app, switched_off
 from replay_catalog.replay_route import replay_playlist
 from replay_catalog.services import CatalogServices, database_for, services_for
 from replay_catalog.settings import Settings
@@ -38,6 +38,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
 def _routes(services: CatalogServices) -> list[BaseRoute]:
     return [
         Route("/", demo_app, methods=["GET"]),
+        Route("/switched-off", switched_off, methods=["GET"]),
         Route("/callbacks/tencent", tencent_callback, methods=["POST"]),
         *graphql_routes(services),
         Route("/healthz", healthz, methods=["GET"]),

@@ -69,7 +69,7 @@ async def _demo(settings: Settings) -> None:
     try:
         await upgrade_to_head(database)
         ingestor = Ingestor(database, None, settings.grouping_rules())
-        new, old = await load_demo(database, ingestor)
+        new, old = await load_demo(database, ingestor, settings.public_base_url)
         print(f"demo catalog loaded: {new} events stored now, {old} already there")
     finally:
         await database.dispose()

@@ -3,11 +3,18 @@
 Nothing here loads from another host, so both pages work on a machine without internet.
 """
 
+import mimetypes
 from functools import cache
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+
+from replay_catalog.services import services_of
+
+# Python's table calls `.ts` a Qt Linguist translation; the demo's HLS segments are
+# MPEG transport streams, and native HLS players go by the type.
+mimetypes.add_type("video/mp2t", ".ts")
 
 STATIC_DIR = Path(__file__).parent / "static"
 GRAPHIQL_TEMPLATE = STATIC_DIR / "graphiql.html"
@@ -35,3 +42,10 @@ def graphiql_page() -> Response:
 async def demo_app(request: Request) -> Response:
     """The demo app page: a room list, anchor profiles and a player, over the public API."""
     return FileResponse(DEMO_APP_PAGE, media_type="text/html")
+
+
+async def switched_off(request: Request) -> Response:
+    """What this service's configuration leaves switched off, one sentence each, for the
+    demo page to show beside an empty room list. Each names a setting, never its value."""
+    off = services_of(request.app).settings.switched_off()
+    return JSONResponse({"switchedOff": off}, headers={"Cache-Control": "no-cache"})

@@ -4,7 +4,9 @@
 returns. A part that cannot be fetched or read fails the whole playlist
 (`ReplayUnavailable`): a silently shortened replay would look like a complete one.
 The playlist of an ended broadcast whose parts are all complete never changes, so it
-is kept in a bounded in-memory cache keyed by the broadcast and its parts.
+is kept in a bounded in-memory cache keyed by the broadcast and its parts. The demo's
+parts are the service's own packaged files, read from the package (`demo_media`); every
+other part goes through the guarded VOD fetcher.
 """
 
 import asyncio
@@ -20,8 +22,9 @@ from domain.stitching import (
     parse_playlist,
     stitch,
 )
+from replay_catalog.demo_media import packaged_playlist
 from replay_catalog.sized_lru import SizedLRU
-from replay_catalog.vod import VodFetcher, VodFetchError, VodSession
+from replay_catalog.vod import FetchedPlaylist, VodFetcher, VodFetchError, VodSession
 from storage import Broadcast, RecordingFile
 from storage.database import Database
 from storage.lookups import broadcasts_by_id_query
@@ -128,7 +131,7 @@ class ReplayPlaylists:
 
 async def _media_playlist(session: VodSession, url: str) -> MediaPlaylist:
     """The media playlist at `url`; a master playlist is resolved to its chosen variant."""
-    fetched = await session.fetch(url)
+    fetched = await _fetch(session, url)
     playlist = parse_playlist(fetched.text, fetched.url)
     if isinstance(playlist, MasterPlaylist):
         variant = await session.fetch(playlist.chosen_variant().uri)
@@ -136,6 +139,13 @@ async def _media_playlist(session: VodSession, url: str) -> MediaPlaylist:
         if isinstance(playlist, MasterPlaylist):
             raise PlaylistInvalid("its chosen variant is itself a master playlist")
     return playlist
+
+
+async def _fetch(session: VodSession, url: str) -> FetchedPlaylist:
+    """A part's playlist: a packaged demo one from the package, any other (and any variant a
+    master playlist names) through the guarded fetcher."""
+    packaged = packaged_playlist(url)
+    return packaged if packaged is not None else await session.fetch(url)
 
 
 def _etag(text: str) -> str:

@@ -14,9 +14,10 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 import tencent
@@ -53,7 +54,7 @@ from storage.inbox import (
     OUTCOME_QUARANTINED,
     inbox_entry_by_key,
 )
-from storage.push_events import pushes_of_stream
+from storage.push_events import earliest_partner, pushes_of_stream
 from storage.recordings import files_of_stream
 from storage.screenshots import screenshots_of_stream
 from storage.streams import lock_stream
@@ -331,22 +332,32 @@ async def apply_event(work: UnitOfWork, event: CatalogEvent, rules: GroupingRule
     )
     if inserted.first() is not None:
         work.streams_changed(event.stream_id)
-    await regroup_stream(work, stream, rules, after=_fact_time(event))
+    after = await _earliest_reach(session, stream.id, event)
+    await regroup_stream(work, stream, rules, after=after)
 
 
-def _fact_time(event: CatalogEvent) -> datetime | None:
-    """Where a new fact sits in time, for regrouping (None: regroup the whole stream).
+async def _earliest_reach(session: AsyncSession, stream_pk: int, event: CatalogEvent) -> datetime:
+    """The earliest time a new fact can change broadcasts at, for regrouping.
 
-    A file or screenshot joins, extends or bridges broadcasts around its own time and
-    never an earlier one, so only the broadcasts from the last one that started before
-    it are regrouped: that costs the same for a stream with a long history as for a
-    new one. A push or cut-off may pair with any other push of the stream.
+    Only the broadcasts from the last one that started before it are regrouped, so a
+    fact costs the same for a stream with a long history as for a new one. A file or
+    screenshot joins, extends or bridges broadcasts around its own time and never an
+    earlier one. A push or cut-off reaches back to the push it pairs with (by sequence,
+    or the push before it in time) and to where its push duration puts the start;
+    every other pairing it changes lies after those (sessions sit inside broadcasts,
+    which do not overlap).
     """
     if isinstance(event, RecordingFileReady):
         return event.start_time
     if isinstance(event, ScreenshotTaken):
         return event.taken_at
-    return None
+    reach = [event.at]
+    if isinstance(event, PushEnded) and event.push_duration_ms:
+        reach.append(event.at - timedelta(milliseconds=event.push_duration_ms))
+    partner = await earliest_partner(session, stream_pk, event.at, event.sequence)
+    if partner is not None:
+        reach.append(partner)
+    return min(reach)
 
 
 def _fact_row(event: CatalogEvent, stream_pk: int) -> PushEvent | RecordingFile | Screenshot:
@@ -415,7 +426,7 @@ async def regroup_stream(
     broadcasts, since = await broadcasts_of_stream(session, stream.id, after)
     existing = {b.id: b for b in broadcasts}
     public_rooms_before = {b.id for b in broadcasts if b.id is not None and b.in_public_room_list()}
-    pushes = await pushes_of_stream(session, stream.id)
+    pushes = await pushes_of_stream(session, stream.id, since)
     files = await files_of_stream(session, stream.id, since)
     shots = await screenshots_of_stream(session, stream.id, since)
     shapes = group_broadcasts(

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, func, or_
 from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
@@ -15,6 +15,10 @@ class PushEvent(SQLModel, table=True):
         UniqueConstraint(
             "stream_pk", "started", "event_time", "sequence", name="uq_push_event_fact"
         ),
+        # Regrouping after a new fact reads the pushes from one broadcast on, and a push's
+        # partners by sequence: neither may cost more on a stream with a long history.
+        Index("ix_push_event_stream_time", "stream_pk", "event_time"),
+        Index("ix_push_event_stream_sequence", "stream_pk", "sequence", "event_time"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -40,9 +44,43 @@ PUSH_FACT_COLUMNS = (
 )
 
 
-async def pushes_of_stream(session: AsyncSession, stream_pk: int) -> list[Any]:
-    """Every push and cut-off of the stream, as read-only records (what grouping reads)."""
-    rows = await session.execute(
-        select_columns(*PUSH_FACT_COLUMNS).where(col(PushEvent.stream_pk) == stream_pk)
+async def pushes_of_stream(
+    session: AsyncSession, stream_pk: int, since: datetime | None = None
+) -> list[Any]:
+    """The stream's pushes and cut-offs (from `since` on, if given, with every other one
+    of their sequences: a session's start need not be its earliest cut-off), as
+    read-only records (what grouping reads)."""
+    query = select_columns(*PUSH_FACT_COLUMNS).where(col(PushEvent.stream_pk) == stream_pk)
+    if since is not None:
+        sequences_since = select_columns(col(PushEvent.sequence)).where(
+            col(PushEvent.stream_pk) == stream_pk,
+            col(PushEvent.event_time) >= since,
+            col(PushEvent.sequence) != "",
+        )
+        query = query.where(
+            or_(
+                col(PushEvent.event_time) >= since,
+                col(PushEvent.sequence).in_(sequences_since),
+            )
+        )
+    return list((await session.execute(query)).all())
+
+
+async def earliest_partner(
+    session: AsyncSession, stream_pk: int, at: datetime, sequence: str
+) -> datetime | None:
+    """The earliest time a push or cut-off that may pair with one at `at` was stamped:
+    with a sequence, any of the same sequence; without, the last unsequenced push at or
+    before it (time order pairs a cut-off with the push before it)."""
+    query = select_columns(func.min(col(PushEvent.event_time))).where(
+        col(PushEvent.stream_pk) == stream_pk, col(PushEvent.sequence) == sequence
     )
-    return list(rows.all())
+    if not sequence:
+        query = select_columns(func.max(col(PushEvent.event_time))).where(
+            col(PushEvent.stream_pk) == stream_pk,
+            col(PushEvent.sequence) == "",
+            col(PushEvent.started).is_(True),
+            col(PushEvent.event_time) <= at,
+        )
+    found: datetime | None = (await session.execute(query)).scalar_one_or_none()
+    return found

@@ -533,15 +533,17 @@ def test_grouping_from_the_start_of_a_broadcast_gives_the_same_broadcasts_from_t
     grouping: Grouping, data: st.DataObject
 ) -> None:
     # How a new fact regroups only the broadcasts from the last one that started before
-    # it: every push, and the files and screenshots from that broadcast's start on.
+    # it: the pushes (with the rest of their sequences), files and screenshots from that
+    # broadcast's start on.
     facts, rules, now = grouping
     everything = facts.broadcasts(rules, now)
     if not everything:
         return
     first = data.draw(st.integers(min_value=0, max_value=len(everything) - 1))
     since = everything[first].started_at
+    sequences = {p.sequence for p in facts.pushes if p.at >= since and p.sequence}
     from_there_on = group_broadcasts(
-        facts.pushes,
+        [p for p in facts.pushes if p.at >= since or p.sequence in sequences],
         [f for f in facts.files if f.start >= since],
         [s for s in facts.screenshots if s.at >= since],
         rules,

@@ -630,3 +630,61 @@ async def test_stitched_links_use_the_configured_public_address(
         assert broadcast["playbackUrl"] == (
             f"https://replays.example.com/replays/{broadcast['id']}.m3u8"
         )
+
+
+# The demo's parts: real HLS playlists shipped in the package (replay_catalog/static/demo-media).
+DEMO_PARTS = ("part-1.m3u8", "part-2.m3u8")
+
+
+async def test_the_demos_packaged_parts_are_read_from_the_package_without_a_request(
+    catalog: CatalogClient, vod: VodEmulator
+) -> None:
+    # The default guard (Tencent's hosts only, no private addresses), and something else
+    # answering at the very URLs the parts name: it is never asked.
+    first, second = (vod.add_media(f"static/demo-media/{name}", [10.0]) for name in DEMO_PARTS)
+    await send_parts(catalog, ("d1", BASE, BASE + 6, first), ("d2", BASE + 60, BASE + 66, second))
+
+    playlist = strictly_parsed(await catalog.http.get(await only_broadcast_path(catalog)))
+
+    assert sum(vod.requests.values()) == 0
+    assert playlist.duration == pytest.approx(12.0) and playlist.discontinuities == 1
+    uris = [segment.uri for segment in playlist.segments]
+    assert uris == [vod.url(f"static/demo-media/part-{p}-{n}.ts") for p in (1, 2) for n in range(3)]
+    # The service itself serves those segments, as MPEG transport streams.
+    segment = await catalog.http.get(urlsplit(uris[3]).path)
+    assert segment.status_code == 200 and segment.headers["content-type"] == "video/mp2t"
+    assert segment.content[0] == 0x47  # the MPEG-TS sync byte
+
+
+NEAR_MISSES = {
+    "another-file": "static/demo-media/part-3.m3u8",
+    "not-a-playlist": "static/demo-media/recording.mp4",
+    "subfolder": "static/demo-media/old/part-1.m3u8",
+    "elsewhere": "vod/static/demo-media/part-1.m3u8",
+    "query": "static/demo-media/part-1.m3u8?token=1",
+    "percent-encoded": "static/demo-media/part%2D1.m3u8",
+    "dot-segments": "static/demo-media/../demo-media/part-1.m3u8",
+}
+
+
+@pytest.mark.parametrize("path", NEAR_MISSES.values(), ids=NEAR_MISSES.keys())
+async def test_a_url_that_only_resembles_the_demos_media_is_still_guarded(
+    catalog: CatalogClient, database_url: str, vod: VodEmulator, path: str
+) -> None:
+    await send_parts(catalog, ("n1", BASE, BASE + 10, vod.url(path)))
+    # Its host allowed, so it is the private-address check that refuses it.
+    async with catalog_fetching_vod(database_url, vod_allow_private_addresses=False) as guarded:
+        failed = await guarded.http.get(await only_broadcast_path(guarded))
+    assert failed.status_code == 502
+    assert "127.0.0.1 resolves to a private or loopback address" in failed.text
+    assert sum(vod.requests.values()) == 0
+
+
+async def test_a_demo_path_with_credentials_is_not_read_from_the_package(
+    catalog: CatalogClient, vod: VodEmulator
+) -> None:
+    url = vod.url("static/demo-media/part-1.m3u8", host="user:secret@127.0.0.1")
+    await send_parts(catalog, ("c1", BASE, BASE + 10, url))
+    failed = await catalog.http.get(await only_broadcast_path(catalog))
+    assert failed.status_code == 502 and "URLs with credentials are not fetched" in failed.text
+    assert sum(vod.requests.values()) == 0

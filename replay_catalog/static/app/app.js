@@ -182,6 +182,38 @@ async function showRooms(view) {
     );
     return { cards, pageInfo: rooms.pageInfo };
   });
+  if (!view.querySelector(".room, .error")) view.append(await emptyCatalog());
+}
+
+// An empty room list says how to fill it, and what this service has switched off
+// (GET /switched-off: one sentence per setting left unset, never a value).
+async function emptyCatalog() {
+  const note = el(
+    "section",
+    { class: "empty" },
+    el(
+      "p",
+      {},
+      "No rooms yet: load the demo catalog with ",
+      el("code", {}, "replay-catalog demo"),
+      ", or send a callback of your own with ",
+      el("code", {}, "replay-catalog send-callback push"),
+      ".",
+    ),
+  );
+  try {
+    const response = await fetch("/switched-off", { headers: { Accept: "application/json" } });
+    const { switchedOff } = await response.json();
+    if (switchedOff && switchedOff.length) {
+      note.append(
+        el("p", {}, "Switched off on this service:"),
+        el("ul", { class: "switched-off" }, ...switchedOff.map((line) => el("li", {}, line))),
+      );
+    }
+  } catch {
+    // The hint above stands on its own.
+  }
+  return note;
 }
 
 async function showAnchor(view, userId) {
