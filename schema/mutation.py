@@ -1,6 +1,5 @@
-"""The Mutation root: callback ingestion (same path as the HTTP route) and anchor profiles."""
+"""The Mutation root: callback ingestion (as the HTTP route), push URLs, curation, anchors."""
 
-from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -11,45 +10,15 @@ from resolvers.curation import Curation, curate_broadcast
 from resolvers.errors import InvalidInput, NotAuthorized
 from resolvers.push_urls import create_push_url
 from schema.anchor import Anchor
+from schema.anchor_input import AnchorInput
 from schema.broadcast import Broadcast
 from schema.connections import CatalogInfo
-from schema.inbox import IngestOutcome
+from schema.inbox_entry import IngestOutcome
+from schema.ingest_result import IngestResult
+from schema.push_url import PushUrl
 from schema.query import resolve_global_id
 from schema.recording_file import RecordingFormat
 from tencent import CallbackRejected, MalformedBody
-
-
-@strawberry.type
-class IngestResult:
-    accepted: bool = strawberry.field(description="Stored now or earlier.")
-    duplicate: bool = strawberry.field(description="This exact event had been stored before.")
-    event_type: int | None
-    outcome: IngestOutcome = strawberry.field(
-        description="Applied to the catalog, ignored (a type the catalog does not use), or "
-        "quarantined (authentic but not applicable; kept in the inbox with the reason)."
-    )
-    reason: str | None = strawberry.field(description="Why the event was quarantined.")
-
-
-@strawberry.input
-class AnchorInput:
-    user_id: str
-    nickname: str | None = strawberry.UNSET
-    avatar_url: str | None = strawberry.UNSET
-    stream_ids: list[str] | None = strawberry.field(
-        default=None, description="Streams to attach to this anchor (created if new)."
-    )
-
-
-@strawberry.type(description="A signed push address for an anchor's app (admin only).")
-class PushUrl:
-    url: str = strawberry.field(
-        description="rtmp://PUSH_DOMAIN/live/STREAM_ID?txSecret=…&txTime=…[&record=…]"
-    )
-    expires_at: datetime
-    warnings: list[str] = strawberry.field(
-        description="Things to know about the recording policy asked for."
-    )
 
 
 async def _broadcast_pk(info: CatalogInfo, node_id: strawberry.ID) -> int:

@@ -13,7 +13,7 @@ from resolvers.inbox import inbox_entries
 from schema.anchor import Anchor
 from schema.broadcast import Broadcast
 from schema.connections import CatalogInfo
-from schema.inbox import InboxEntry, IngestOutcome, connection_of_inbox_entries
+from schema.inbox_entry import InboxEntry, IngestOutcome, connection_of_inbox_entries
 from schema.recording_file import RecordingFile, RecordingFormat, connection_of_recordings
 from schema.room import Room, RoomKind, rooms_connection
 from schema.stream import Stream

@@ -11,16 +11,8 @@ from schema.broadcast import Broadcast
 from schema.connections import CatalogInfo
 from schema.query import resolve_global_id
 from schema.room import Room
+from schema.room_change import RoomChange
 from schema.stream import Stream
-
-
-@strawberry.type(description="A broadcast whose place in the room list may have changed.")
-class RoomChange:
-    broadcast_id: strawberry.ID = strawberry.field(description="The broadcast's global id.")
-    room: Room | None = strawberry.field(
-        description="The room as it is now; null when the broadcast is no longer in the room "
-        "list (ended without a recording, hidden or deleted)."
-    )
 
 
 @strawberry.type

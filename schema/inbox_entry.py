@@ -1,4 +1,4 @@
-"""The inbox's GraphQL types: stored callbacks with their outcome, for admins."""
+"""InboxEntry: a stored authentic callback with its outcome (IngestOutcome), for admins."""
 
 from collections.abc import Iterable
 from datetime import datetime
