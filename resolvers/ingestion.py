@@ -342,15 +342,19 @@ async def _earliest_reach(session: AsyncSession, stream_pk: int, event: CatalogE
     Only the broadcasts from the last one that started before it are regrouped, so a
     fact costs the same for a stream with a long history as for a new one. A file or
     screenshot joins, extends or bridges broadcasts around its own time and never an
-    earlier one. A push or cut-off reaches back to the push it pairs with (by sequence,
-    or the push before it in time) and to where its push duration puts the start;
-    every other pairing it changes lies after those (sessions sit inside broadcasts,
-    which do not overlap).
+    earlier one. A push or cut-off reaches back to what it pairs with by sequence (a
+    cut-off may be stamped before its push) and to where a push duration puts the
+    start; a cut-off without a sequence, to the push before it. A push without one
+    pairs with cut-offs after it, and closes an open push before it, whose broadcast,
+    on air, reaches it. Every other pairing they change lies after those (sessions sit
+    inside broadcasts, which do not overlap).
     """
     if isinstance(event, RecordingFileReady):
         return event.start_time
     if isinstance(event, ScreenshotTaken):
         return event.taken_at
+    if isinstance(event, PushStarted) and not event.sequence:
+        return event.at
     reach = [event.at]
     if isinstance(event, PushEnded) and event.push_duration_ms:
         reach.append(event.at - timedelta(milliseconds=event.push_duration_ms))

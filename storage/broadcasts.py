@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Index, Select, func, or_, text, update
@@ -90,6 +90,10 @@ def visible_to_public() -> list[ColumnElement[bool]]:
     return [col(Broadcast.hidden).is_(False), col(Broadcast.deleted_at).is_(None)]
 
 
+# Before any broadcast: the boundary when none started before a new fact.
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+
+
 async def broadcasts_of_stream(
     session: AsyncSession, stream_pk: int, after: datetime | None = None
 ) -> tuple[list[Broadcast], datetime | None]:
@@ -107,10 +111,11 @@ async def broadcasts_of_stream(
         .where(col(Broadcast.stream_pk) == stream_pk, col(Broadcast.started_at) < after)
         .scalar_subquery()
     )
-    with_boundary = (
-        select_columns(Broadcast, boundary.label("boundary"))
-        .where(col(Broadcast.stream_pk) == stream_pk)
-        .where(or_(boundary.is_(None), col(Broadcast.started_at) >= boundary))
+    # Not `boundary IS NULL OR started_at >= boundary`: with the OR, PostgreSQL reads
+    # every broadcast of the stream and filters them; this is a range on the index.
+    with_boundary = select_columns(Broadcast, boundary.label("boundary")).where(
+        col(Broadcast.stream_pk) == stream_pk,
+        col(Broadcast.started_at) >= func.coalesce(boundary, EARLIEST),
     )
     rows = (await session.execute(with_boundary)).all()
     return [row[0] for row in rows], (rows[0][1] if rows else None)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from strawberry import relay
 
 from domain.stitching import MediaPlaylist, parse_playlist, stitch
+from replay_catalog.demo_media import packaged_playlist
 from replay_catalog.settings import Settings
 from replay_catalog.vod import DEFAULT_VOD_ALLOWED_HOSTS, VodHosts, is_public_address
 from resolvers.global_ids import replay_playlist_path
@@ -668,10 +669,15 @@ NEAR_MISSES = {
 
 
 @pytest.mark.parametrize("path", NEAR_MISSES.values(), ids=NEAR_MISSES.keys())
+def test_only_the_demos_own_playlists_are_read_from_the_package(path: str) -> None:
+    assert packaged_playlist(f"http://127.0.0.1:8000/{path}") is None
+    assert packaged_playlist("http://127.0.0.1:8000/static/demo-media/part-1.m3u8")
+
+
 async def test_a_url_that_only_resembles_the_demos_media_is_still_guarded(
-    catalog: CatalogClient, database_url: str, vod: VodEmulator, path: str
+    catalog: CatalogClient, database_url: str, vod: VodEmulator
 ) -> None:
-    await send_parts(catalog, ("n1", BASE, BASE + 10, vod.url(path)))
+    await send_parts(catalog, ("n1", BASE, BASE + 10, vod.url(NEAR_MISSES["another-file"])))
     # Its host allowed, so it is the private-address check that refuses it.
     async with catalog_fetching_vod(database_url, vod_allow_private_addresses=False) as guarded:
         failed = await guarded.http.get(await only_broadcast_path(guarded))
