@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from replay_catalog.server import client_of
+from replay_catalog.server import client_of_request
 from replay_catalog.services import CatalogServices, services_of
 from resolvers.ingestion import OUTCOME_REFUSED
 from storage.database import DatabaseUnavailable
@@ -42,7 +42,7 @@ class BodyTooLarge(Exception):
 async def tencent_callback(request: Request) -> Response:
     """Store and apply one callback; 200 once stored, else a 4xx/5xx Tencent retries."""
     services = services_of(request.app)
-    client = client_of(request.client.host) if request.client else "unknown"
+    client = client_of_request(request)
     if not services.refusals.allows(client):
         services.metrics.callback(None, OUTCOME_REFUSED)
         return _answer(429, CODE_TOO_MANY_REFUSALS, "too many refused callbacks; slow down")

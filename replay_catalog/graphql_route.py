@@ -17,7 +17,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from domain.bounded_json import decode_request_json
 from replay_catalog.pages import graphiql_page
 from replay_catalog.response_cache import CachedGraphQL, ResponseCache, VersionReads
-from replay_catalog.server import client_of
+from replay_catalog.server import client_of_request
 from replay_catalog.services import CatalogServices
 from resolvers.context import CatalogContext
 from schema import build_schema
@@ -50,7 +50,7 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
             ingestor=services.ingestor,
             settings=services.settings,
             authorization=request.headers.get("authorization"),
-            client=client_of(request.client.host) if request.client else "unknown",
+            client=client_of_request(request),
             base_url=(services.settings.public_base_url or str(request.base_url)).rstrip("/"),
             refusals=services.refusals,
         )

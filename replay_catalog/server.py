@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, cast
 
+from starlette.requests import HTTPConnection
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import get_remote_addr
@@ -39,6 +40,11 @@ class EdgeLimits:
     header_timeout: float
     body_timeout: float
     connections_per_client: int | None
+
+
+def client_of_request(request: HTTPConnection) -> str:
+    """The client a request or WebSocket comes from (see client_of)."""
+    return client_of(request.client.host) if request.client else "unknown"
 
 
 def client_of(host: str) -> str:

@@ -72,10 +72,11 @@ async def earliest_partner(
     """The earliest time a push or cut-off that may pair with one at `at` was stamped:
     with a sequence, any of the same sequence; without, the last unsequenced push at or
     before it (time order pairs a cut-off with the push before it)."""
-    query = select_columns(func.min(col(PushEvent.event_time))).where(
-        col(PushEvent.stream_pk) == stream_pk, col(PushEvent.sequence) == sequence
-    )
-    if not sequence:
+    if sequence:
+        query = select_columns(func.min(col(PushEvent.event_time))).where(
+            col(PushEvent.stream_pk) == stream_pk, col(PushEvent.sequence) == sequence
+        )
+    else:
         query = select_columns(func.max(col(PushEvent.event_time))).where(
             col(PushEvent.stream_pk) == stream_pk,
             col(PushEvent.sequence) == "",

@@ -377,10 +377,15 @@ def _web_url(payload: Mapping[str, Any], name: str) -> str:
     url = _text(payload, name, limit=MAX_TEXT)
     if url is None:
         raise MalformedEvent(f"{name} is missing")
+    check_web_url(name, url)
+    return url
+
+
+def check_web_url(name: str, url: str) -> None:
+    """MalformedEvent unless `url` is an http(s) URL."""
     scheme = url.split(":", 1)[0].lower()
     if scheme not in ("http", "https") or not url[len(scheme) :].startswith("://"):
         raise MalformedEvent(f"{name} is not an http(s) URL")
-    return url
 
 
 def _text(payload: Mapping[str, Any], name: str, limit: int = MAX_TEXT) -> str | None:

@@ -22,6 +22,7 @@ from tencent.callbacks import (
     UNSTORABLE_CHARACTERS,
     MalformedBody,
     MalformedEvent,
+    check_web_url,
     file_span,
     read_json_object,
     recording_format,
@@ -73,9 +74,7 @@ class ListedFile:
     def as_event(self, now: float) -> RecordingFileReady:
         """The file as the catalog takes it, within the bounds a callback's values have;
         MalformedEvent names the first value out of them."""
-        scheme = self.video_url.split(":", 1)[0].lower()
-        if scheme not in ("http", "https") or not self.video_url[len(scheme) :].startswith("://"):
-            raise MalformedEvent("record_file_url is not an http(s) URL")
+        check_web_url("record_file_url", self.video_url)
         start, end = file_span(
             int(self.start_time.timestamp()), int(self.end_time.timestamp()), now
         )
@@ -83,7 +82,8 @@ class ListedFile:
         return RecordingFileReady(
             stream_id=self.stream_id,
             file_id=self.file_id,
-            format=self._format(),
+            # None: neither named nor told by the URL; recording_format says so.
+            format=self.file_format or recording_format(None, self.video_url),
             video_url=self.video_url,
             video_id=self.video_id,
             file_size=size if size is not None and 0 <= size <= MAX_FILE_SIZE else None,
@@ -92,11 +92,6 @@ class ListedFile:
             duration_seconds=end - start,
             task_id=None,
         )
-
-    def _format(self) -> str:
-        if self.file_format is None:
-            raise MalformedEvent("file_format is missing and the video_url does not tell it")
-        return self.file_format
 
 
 def beijing_day_windows(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
