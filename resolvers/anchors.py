@@ -8,6 +8,7 @@ from storage import Anchor
 from storage.anchors import upsert_profile
 from storage.database import Database
 from storage.streams import claim_streams
+from storage.unit_of_work import UnitOfWork
 
 MAX_STREAMS_PER_UPSERT = 100
 
@@ -51,11 +52,13 @@ def validate_profile(
 
 
 async def upsert_anchor(database: Database, profile: AnchorProfile) -> Anchor:
-    async with database.unit_of_work() as work:
-        anchor = await upsert_profile(work.session, profile.user_id, profile.changes)
-        await claim_streams(work.session, anchor, profile.stream_ids)
+    def upsert(work: UnitOfWork) -> Anchor:
+        anchor = upsert_profile(work.session, profile.user_id, profile.changes)
+        claim_streams(work.session, anchor, profile.stream_ids)
         # Rooms show their anchor's nickname and avatar: the room list changes too.
         work.anchors_changed(profile.user_id)
         work.streams_changed(*profile.stream_ids)
         work.changes.room_list = True
         return anchor
+
+    return await database.write(upsert)

@@ -8,6 +8,7 @@ from storage import Broadcast, Stream
 from storage.broadcasts import MAX_TITLE_LENGTH
 from storage.changefeed import CatalogChange
 from storage.database import Database
+from storage.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,10 @@ async def curate_broadcast(
     if title is not None and len(title) > MAX_TITLE_LENGTH:
         raise InvalidInput(f"title must be at most {MAX_TITLE_LENGTH} characters")
     refuse_unstorable_text(title)
-    async with database.unit_of_work() as work:
+
+    def curate(work: UnitOfWork) -> Broadcast | None:
         session = work.session
-        broadcast = await session.get(Broadcast, broadcast_pk, with_for_update=True)
+        broadcast = session.get(Broadcast, broadcast_pk, with_for_update=True)
         if broadcast is None:
             return None
         was_public_room = broadcast.in_public_room_list()
@@ -47,9 +49,9 @@ async def curate_broadcast(
         broadcast.place_in_room_list()
         broadcast.updated_at = utc_now()
         session.add(broadcast)
-        stream = await session.get(Stream, broadcast.stream_pk)
+        stream = session.get(Stream, broadcast.stream_pk)
         assert stream is not None and broadcast.id is not None
-        await work.broadcasts_changed(
+        work.broadcasts_changed(
             CatalogChange(
                 stream.stream_id,
                 (broadcast.id,),
@@ -57,3 +59,5 @@ async def curate_broadcast(
             ),
         )
         return broadcast
+
+    return await database.write(curate)

@@ -5,8 +5,14 @@ transaction, so a 200 always means both happened, and a retry (the same event
 again, or two deliveries at once) meets the inbox's unique key and changes
 nothing. After every applied event the stream's broadcasts are regrouped from
 all its stored facts, which makes the catalog independent of arrival order.
+
+Group commit: callbacks that arrive while a transaction is being written wait for
+the next one and share it (up to MAX_BATCH), so a burst costs one commit and one
+sync to disk per batch rather than per callback; each is answered once its batch
+has committed. Alone, a callback is written at once, as before.
 """
 
+import asyncio
 import logging
 import math
 import re
@@ -17,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 import tencent
@@ -61,6 +67,10 @@ from storage.streams import lock_stream
 from storage.unit_of_work import CatalogChanges, UnitOfWork
 
 log = logging.getLogger("replay_catalog.ingestion")
+
+# Callbacks written in one transaction at most: a batch of them takes a few
+# milliseconds each, and the last one waits for the whole batch.
+MAX_BATCH = 32
 
 # Outcomes of a callback besides the inbox's own (applied, ignored, quarantined).
 OUTCOME_DUPLICATE = "duplicate"
@@ -115,6 +125,9 @@ class Ingestor:
         self.callback_key = callback_key
         self.rules = rules
         self.observer = observer
+        # Callbacks waiting for the next transaction, and the task writing them.
+        self._queued: list[_Queued] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def ingest_callback(self, payload: Mapping[str, Any]) -> IngestResult:
         """Check the shape and the sign, then store and apply.
@@ -218,30 +231,123 @@ class Ingestor:
     async def _write(
         self, entry: dict[str, Any], event: CatalogEvent | UnusedEvent | None
     ) -> IngestResult:
-        """Store the inbox entry and, if it is new and applicable, apply the event."""
-        async with self.database.unit_of_work() as work:
-            session = work.session
-            inserted = await session.execute(
-                insert_or_ignore(session, table_of(InboxEntry), entry, ["event_key"]).returning(
-                    table_of(InboxEntry).c.id
-                )
-            )
-            if inserted.first() is None:
-                stored = await inbox_entry_by_key(session, entry["event_key"])
-                return IngestResult(True, True, entry["event_type"], stored.outcome, stored.reason)
-            if entry["outcome"] == OUTCOME_APPLIED and isinstance(event, CatalogEvent):
-                await apply_event(work, event, self.rules)
-        return IngestResult(
-            True, False, entry["event_type"], entry["outcome"], entry["reason"], work.changes
-        )
+        """Store the inbox entry and, if it is new and applicable, apply the event, in
+        the next transaction (group commit); the result once it has committed."""
+        queued = _Queued(entry, event, asyncio.get_running_loop().create_future())
+        self._queued.append(queued)
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_queued())
+        return await queued.result
+
+    async def _commit_queued(self) -> None:
+        """Write what is queued, a batch per transaction, until nothing is."""
+        try:
+            while self._queued:
+                batch, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
+                await self._commit(batch)
+        finally:
+            self._committer = None
+
+    async def _commit(self, batch: list["_Queued"]) -> None:
+        """One transaction for the batch; if the database refuses something in it (not
+        an outage), each callback again in a transaction of its own, so that one that
+        cannot be stored fails alone."""
+        rules = self.rules
+        if len(batch) > 1:
+            # Streams locked in one order whatever the arrival order: two replicas'
+            # batches never wait for each other in a cycle (grouping is order-free).
+            ordered = sorted(batch, key=lambda queued: queued.entry["stream_id"] or "")
+
+            def store_all(work: UnitOfWork) -> list[IngestResult]:
+                return [store_separately(work, q.entry, q.event, rules) for q in ordered]
+
+            try:
+                results = await self.database.write(store_all)
+            except DatabaseUnavailable as outage:
+                for queued in batch:
+                    queued.settle(failure=outage)
+                return
+            except Exception:  # found again below, for the one it concerns
+                log.info("a batch of %d callbacks failed; writing each on its own", len(batch))
+            else:
+                for queued, result in zip(ordered, results, strict=True):
+                    queued.settle(result)
+                return
+        for queued in batch:
+
+            def store(work: UnitOfWork, queued: _Queued = queued) -> IngestResult:
+                return store_callback(work, queued.entry, queued.event, rules)
+
+            try:
+                queued.settle(await self.database.write(store))
+            except Exception as failure:  # handed to the waiting caller
+                queued.settle(failure=failure)
 
     async def apply(self, events: Sequence[CatalogEvent]) -> CatalogChanges:
         """Apply domain events that come from no callback (reconciliation's listed files),
         in one unit of work; a fact already stored changes nothing."""
-        async with self.database.unit_of_work() as work:
+        rules = self.rules
+
+        def apply_all(work: UnitOfWork) -> CatalogChanges:
             for event in events:
-                await apply_event(work, event, self.rules)
-        return work.changes
+                apply_event(work, event, rules)
+            return work.changes
+
+        return await self.database.write(apply_all)
+
+
+@dataclass
+class _Queued:
+    """A callback waiting for the transaction that stores it."""
+
+    entry: dict[str, Any]
+    event: CatalogEvent | UnusedEvent | None
+    result: "asyncio.Future[IngestResult]"
+
+    def settle(self, result: IngestResult | None = None, failure: Exception | None = None) -> None:
+        if self.result.done():  # its caller stopped waiting
+            return
+        if failure is not None:
+            self.result.set_exception(failure)
+        else:
+            assert result is not None
+            self.result.set_result(result)
+
+
+def store_separately(
+    work: UnitOfWork,
+    entry: dict[str, Any],
+    event: CatalogEvent | UnusedEvent | None,
+    rules: GroupingRules,
+) -> IngestResult:
+    """store_callback inside a larger unit of work, with a description of its own."""
+    own = UnitOfWork(work.session)
+    result = store_callback(own, entry, event, rules)
+    work.changes.merge(own.changes)
+    return result
+
+
+def store_callback(
+    work: UnitOfWork,
+    entry: dict[str, Any],
+    event: CatalogEvent | UnusedEvent | None,
+    rules: GroupingRules,
+) -> IngestResult:
+    """Store a callback's inbox entry and, if it is new and applicable, apply its event."""
+    session = work.session
+    inserted = session.execute(
+        insert_or_ignore(session, table_of(InboxEntry), entry, ["event_key"]).returning(
+            table_of(InboxEntry).c.id
+        )
+    )
+    if inserted.first() is None:
+        stored = inbox_entry_by_key(session, entry["event_key"])
+        return IngestResult(True, True, entry["event_type"], stored.outcome, stored.reason)
+    if entry["outcome"] == OUTCOME_APPLIED and isinstance(event, CatalogEvent):
+        apply_event(work, event, rules)
+    return IngestResult(
+        True, False, entry["event_type"], entry["outcome"], entry["reason"], work.changes
+    )
 
 
 def inbox_stream_id(stream_id: str | None) -> str | None:
@@ -319,24 +425,24 @@ def loggable_stream_id(text: str | None) -> str:
     return "-" if text is None else text[:80].encode("unicode_escape").decode()
 
 
-async def apply_event(work: UnitOfWork, event: CatalogEvent, rules: GroupingRules) -> None:
+def apply_event(work: UnitOfWork, event: CatalogEvent, rules: GroupingRules) -> None:
     """Record the event's fact and regroup its stream, inside the caller's unit of work."""
     session = work.session
-    stream = await lock_stream(session, event.stream_id)
+    stream = lock_stream(session, event.stream_id)
     assert stream.id is not None
     fact = _fact_row(event, stream.id)
     table = table_of(type(fact))
     values = fact.model_dump(exclude={"id"})
-    inserted = await session.execute(
+    inserted = session.execute(
         insert_or_ignore(session, table, values, _fact_keys(event)).returning(table.c.id)
     )
     if inserted.first() is not None:
         work.streams_changed(event.stream_id)
-    after = await _earliest_reach(session, stream.id, event)
-    await regroup_stream(work, stream, rules, after=after)
+    after = _earliest_reach(session, stream.id, event)
+    regroup_stream(work, stream, rules, after=after)
 
 
-async def _earliest_reach(session: AsyncSession, stream_pk: int, event: CatalogEvent) -> datetime:
+def _earliest_reach(session: Session, stream_pk: int, event: CatalogEvent) -> datetime:
     """The earliest time a new fact can change broadcasts at, for regrouping.
 
     Only the broadcasts from the last one that started before it are regrouped, so a
@@ -358,7 +464,7 @@ async def _earliest_reach(session: AsyncSession, stream_pk: int, event: CatalogE
     reach = [event.at]
     if isinstance(event, PushEnded) and event.push_duration_ms:
         reach.append(event.at - timedelta(milliseconds=event.push_duration_ms))
-    partner = await earliest_partner(session, stream_pk, event.at, event.sequence)
+    partner = earliest_partner(session, stream_pk, event.at, event.sequence)
     if partner is not None:
         reach.append(partner)
     return min(reach)
@@ -415,7 +521,7 @@ def _fact_keys(event: CatalogEvent) -> list[str]:
     return ["stream_pk", "url"]
 
 
-async def regroup_stream(
+def regroup_stream(
     work: UnitOfWork,
     stream: Stream,
     rules: GroupingRules,
@@ -427,12 +533,12 @@ async def regroup_stream(
     before it on (see group_broadcasts)."""
     session = work.session
     assert stream.id is not None
-    broadcasts, since = await broadcasts_of_stream(session, stream.id, after)
+    broadcasts, since = broadcasts_of_stream(session, stream.id, after)
     existing = {b.id: b for b in broadcasts}
     public_rooms_before = {b.id for b in broadcasts if b.id is not None and b.in_public_room_list()}
-    pushes = await pushes_of_stream(session, stream.id, since)
-    files = await files_of_stream(session, stream.id, since)
-    shots = await screenshots_of_stream(session, stream.id, since)
+    pushes = pushes_of_stream(session, stream.id, since)
+    files = files_of_stream(session, stream.id, since)
+    shots = screenshots_of_stream(session, stream.id, since)
     shapes = group_broadcasts(
         [
             PushFact(p.id or 0, p.started, p.event_time, p.sequence, p.push_duration_ms)
@@ -470,27 +576,27 @@ async def regroup_stream(
         broadcast = existing[candidates[0]] if candidates else None
         broadcast, reshaped = _shape_broadcast(broadcast, shape, stream.id)
         session.add(broadcast)
-        await session.flush()
+        session.flush()
         assert broadcast.id is not None
         kept.add(broadcast.id)
         if shape.is_live:
             live_broadcast = broadcast.id
         for kind, ids in members.items():
             moved = [i for i in ids if owner[kind][i] != broadcast.id]
-            await move_members(session, kind, moved, broadcast.id)
+            move_members(session, kind, moved, broadcast.id)
             reshaped = reshaped or bool(moved)
         if reshaped:
             changed.add(broadcast.id)
     for broadcast_id, broadcast in existing.items():
         if broadcast_id is not None and broadcast_id not in kept:
-            await session.delete(broadcast)
+            session.delete(broadcast)
             changed.add(broadcast_id)
     stream.is_live = live_broadcast is not None
     stream.current_broadcast_id = live_broadcast
     session.add(stream)
-    await session.flush()
+    session.flush()
     if changed:
-        await work.broadcasts_changed(
+        work.broadcasts_changed(
             CatalogChange(
                 stream.stream_id,
                 tuple(sorted(changed)),

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
@@ -33,20 +33,18 @@ def placeholder_user_id(stream_id: str) -> str:
     return name if underscore and bizid and name else stream_id
 
 
-async def upsert_profile(session: AsyncSession, user_id: str, profile: dict[str, Any]) -> Anchor:
+def upsert_profile(session: Session, user_id: str, profile: dict[str, Any]) -> Anchor:
     """Create or update the anchor `user_id` with the given fields; it stops being a placeholder."""
     now = utc_now()
     values = {"user_id": user_id, "is_placeholder": False, "created_at": now, "updated_at": now}
-    await session.execute(insert_or_ignore(session, table_of(Anchor), values, ["user_id"]))
+    session.execute(insert_or_ignore(session, table_of(Anchor), values, ["user_id"]))
     anchor = (
-        await session.execute(
-            select(Anchor).where(col(Anchor.user_id) == user_id).with_for_update()
-        )
+        session.execute(select(Anchor).where(col(Anchor.user_id) == user_id).with_for_update())
     ).scalar_one()
     for name, value in profile.items():
         setattr(anchor, name, value)
     anchor.is_placeholder = False
     anchor.updated_at = now
     session.add(anchor)
-    await session.flush()
+    session.flush()
     return anchor

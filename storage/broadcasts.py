@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Index, Select, func, or_, text, update
 from sqlalchemy import select as select_columns
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
@@ -94,8 +94,8 @@ def visible_to_public() -> list[ColumnElement[bool]]:
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 
-async def broadcasts_of_stream(
-    session: AsyncSession, stream_pk: int, after: datetime | None = None
+def broadcasts_of_stream(
+    session: Session, stream_pk: int, after: datetime | None = None
 ) -> tuple[list[Broadcast], datetime | None]:
     """The stream's broadcasts, and where they start from.
 
@@ -105,7 +105,7 @@ async def broadcasts_of_stream(
     """
     query = select(Broadcast).where(col(Broadcast.stream_pk) == stream_pk)
     if after is None:
-        return list((await session.execute(query)).scalars()), None
+        return list((session.execute(query)).scalars()), None
     boundary = (
         select_columns(func.max(col(Broadcast.started_at)))
         .where(col(Broadcast.stream_pk) == stream_pk, col(Broadcast.started_at) < after)
@@ -117,12 +117,12 @@ async def broadcasts_of_stream(
         col(Broadcast.stream_pk) == stream_pk,
         col(Broadcast.started_at) >= func.coalesce(boundary, EARLIEST),
     )
-    rows = (await session.execute(with_boundary)).all()
+    rows = (session.execute(with_boundary)).all()
     return [row[0] for row in rows], (rows[0][1] if rows else None)
 
 
-async def move_members(
-    session: AsyncSession,
+def move_members(
+    session: Session,
     member: type[SQLModel],
     ids: Iterable[int],
     broadcast_id: int,
@@ -131,7 +131,7 @@ async def move_members(
     id_list = sorted(ids)
     if id_list:
         table = table_of(member)
-        await session.execute(
+        session.execute(
             update(table).where(table.c.id.in_(id_list)).values(broadcast_id=broadcast_id)
         )
 

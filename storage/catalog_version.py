@@ -14,7 +14,9 @@ import secrets
 from typing import Any
 
 from sqlalchemy import BigInteger, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
 # One row. A table rather than a PostgreSQL sequence: it works the same on SQLite.
@@ -48,9 +50,9 @@ def new_epoch() -> str:
     return secrets.token_hex(8)
 
 
-async def raise_version(connection: AsyncConnection) -> None:
+def raise_version(connection: Connection | Session) -> None:
     """Raise the version, in the caller's (short) transaction."""
-    await connection.execute(RAISE_VERSION, {"epoch": new_epoch()})
+    connection.execute(RAISE_VERSION, {"epoch": new_epoch()})
 
 
 def version_of(row: Any) -> Version:

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 log = logging.getLogger("replay_catalog.changefeed")
 
@@ -78,11 +78,11 @@ class TooManySubscribers(Exception):
     """This process already serves as many subscriptions as it is configured for."""
 
 
-async def announce(session: AsyncSession, change: CatalogChange) -> None:
+def announce(session: Session, change: CatalogChange) -> None:
     """On PostgreSQL, tell every replica about `change` once the session's transaction
     commits (on SQLite the unit of work delivers it in-process)."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(func.pg_notify(CHANNEL, change.to_json())))
+        session.execute(select(func.pg_notify(CHANNEL, change.to_json())))
 
 
 class ChangeFeed:

@@ -5,9 +5,10 @@ import math
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, Table, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,7 +22,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable, text
 from sqlmodel import SQLModel
@@ -34,8 +35,10 @@ from storage.catalog_version import (
     read_version,
     version_of,
 )
-from storage.changefeed import ChangeFeed
+from storage.changefeed import CatalogChange, ChangeFeed
 from storage.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
 
 # SQLite waits this long for another writer before giving up with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -175,15 +178,15 @@ def is_outage(error: BaseException) -> bool:
     return isinstance(error, InterfaceError)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: Engine) -> None:
     """WAL, foreign keys, and `BEGIN IMMEDIATE` for writers.
 
-    aiosqlite's own implicit BEGIN is switched off so that we can say which kind
+    The driver's own implicit BEGIN is switched off so that we can say which kind
     of transaction we want: readers take a deferred one, writers take the write
     lock up front, so two writers never deadlock upgrading a read lock.
     """
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -196,10 +199,32 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get("begin_immediate", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _sqlite_writer(url: str) -> Engine | None:
+    """A synchronous engine for the write transactions on an SQLite file, used in one
+    thread of its own (Database.write).
+
+    Through aiosqlite, every statement of a transaction is a hop to its thread and back,
+    and each hop back waits for a turn of the event loop: a callback was some ninety
+    hops, and under a flood of requests each one queued behind them. Run whole in one
+    thread, a transaction is one hop. None for an in-memory database, which another
+    engine would not see.
+    """
+    parsed = make_url(url)
+    if parsed.database in (None, "", ":memory:"):
+        return None
+    engine = create_engine(
+        parsed.set(drivername="sqlite+pysqlite"),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        hide_parameters=True,
+    )
+    _configure_sqlite(engine)
+    return engine
 
 
 def _sqlite_reader(url: str) -> Engine | None:
@@ -250,7 +275,7 @@ class Database:
             self.engine = create_async_engine(
                 url, connect_args={"timeout": 30}, hide_parameters=True
             )
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine.sync_engine)
         else:
             self.engine = create_async_engine(
                 url,
@@ -260,6 +285,12 @@ class Database:
                 hide_parameters=True,
             )
         self._writer = self.engine.execution_options(begin_immediate=True)
+        # On an SQLite file, write transactions run whole in one thread of their own.
+        sqlite_writer = _sqlite_writer(url) if self.is_sqlite else None
+        self._sqlite_writer = (
+            None if sqlite_writer is None else sqlite_writer.execution_options(begin_immediate=True)
+        )
+        self._writer_thread: ThreadPoolExecutor | None = None  # made at the first write
         # Committed changes, for this process's subscribers (and, on PostgreSQL, from
         # every replica's transactions).
         self.changes = ChangeFeed(url, subscriber_queue_size, max_subscribers)
@@ -276,7 +307,8 @@ class Database:
     @property
     def sync_engines(self) -> list[Engine]:
         """Every engine behind this database, for event listeners (statement counts)."""
-        return [self.engine.sync_engine, *([self._reader] if self._reader is not None else [])]
+        extra = [self._reader, None if self._sqlite_writer is None else self._sqlite_writer.engine]
+        return [self.engine.sync_engine, *(engine for engine in extra if engine is not None)]
 
     def unavailable(self, failure: BaseException) -> DatabaseUnavailable:
         """Tell the outage listeners, and give the exception to raise for it."""
@@ -294,11 +326,13 @@ class Database:
                 raise self.unavailable(failure) from failure
             raise
 
-    @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        """One write transaction, committed on success; the caller's code says what it
-        changed (storage/unit_of_work.py), and the description stays on the unit of
-        work for the caller to read after the block.
+    async def write(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run `work` in one write transaction, committed if it returns; its result.
+
+        `work` is synchronous code on a synchronous session (storage/unit_of_work.py)
+        that says what it changed. On an SQLite file the whole transaction runs in the
+        writer's thread, one hop for all its statements; elsewhere SQLAlchemy runs it
+        on the async driver.
 
         Here, and only here, a committed change raises the catalog version (cached
         answers computed before it go stale) and reaches this process's subscribers
@@ -310,29 +344,64 @@ class Database:
         async with self._counted_write(), self._writers_in_turn():
             try:
                 with self._outages_as_unavailable():
-                    async with AsyncSession(self._writer, expire_on_commit=False) as session:
-                        work = UnitOfWork(session)
-                        async with session.begin():
-                            yield work
-                            if self.is_sqlite and work.changes:
-                                # Writers take turns anyway: the raise commits with the
-                                # write, with one sync to disk instead of two.
-                                await raise_version(await session.connection())
-                    if work.changes and not self.is_sqlite:
-                        # Only now, committed, may cached answers computed before this
-                        # write go stale; raised before the caller acknowledges anything,
-                        # in a transaction of its own so that concurrent writers do not
-                        # queue on the version row while they work.
-                        async with self._writer.begin() as connection:
-                            await raise_version(connection)
-                    if self.is_sqlite:
-                        # One process: the committed changes are delivered here.
-                        for change in work.changes.announcements:
-                            self.changes.deliver(change)
+                    if self._sqlite_writer is not None:
+                        result = await self._write_in_thread(work)
+                    else:
+                        result = await self._write_on_async_driver(work)
             except DatabaseUnavailable:
                 self.writes_failing = True
                 raise
             self.writes_failing = False
+            return result
+
+    def _transaction(
+        self, session: Session, work: Callable[[UnitOfWork], T]
+    ) -> tuple[UnitOfWork, T]:
+        """The body of every write transaction: the work, then (on SQLite, where writers
+        take turns anyway) the version raise, committed with the write in one sync."""
+        unit = UnitOfWork(session)
+        result = work(unit)
+        session.flush()
+        if self.is_sqlite and unit.changes:
+            raise_version(session)
+        return unit, result
+
+    async def _write_in_thread(self, work: Callable[[UnitOfWork], T]) -> T:
+        assert self._sqlite_writer is not None
+        loop = asyncio.get_running_loop()
+        writer = self._sqlite_writer
+        if self._writer_thread is None:
+            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+
+        def transaction() -> T:
+            with Session(writer, expire_on_commit=False) as session, session.begin():
+                unit, result = self._transaction(session, work)
+            # Committed: delivered to this process's subscribers even if the caller
+            # stopped waiting meanwhile, and before it hears of the result.
+            loop.call_soon_threadsafe(self._deliver, unit.changes.announcements)
+            return result
+
+        return await loop.run_in_executor(self._writer_thread, transaction)
+
+    async def _write_on_async_driver(self, work: Callable[[UnitOfWork], T]) -> T:
+        async with AsyncSession(self._writer, expire_on_commit=False) as session, session.begin():
+            unit, result = await session.run_sync(self._transaction, work)
+        if unit.changes and not self.is_sqlite:
+            # Only now, committed, may cached answers computed before this write go
+            # stale; raised before the caller acknowledges anything, in a transaction
+            # of its own so that concurrent writers do not queue on the version row
+            # while they work.
+            async with self._writer.begin() as connection:
+                await connection.run_sync(raise_version)
+        if self.is_sqlite:
+            self._deliver(unit.changes.announcements)
+        return result
+
+    def _deliver(self, announcements: list[CatalogChange]) -> None:
+        """One process's SQLite: committed changes are delivered here (PostgreSQL
+        delivers every replica's through NOTIFY)."""
+        for change in announcements:
+            self.changes.deliver(change)
 
     @asynccontextmanager
     async def _counted_write(self) -> AsyncIterator[None]:
@@ -351,8 +420,7 @@ class Database:
 
     async def check_writable(self) -> None:
         """Raise DatabaseUnavailable unless a write commits now (it raises the version)."""
-        async with self.unit_of_work() as work:
-            work.everything_may_have_changed()
+        await self.write(UnitOfWork.everything_may_have_changed)
 
     @asynccontextmanager
     async def _writers_in_turn(self) -> AsyncIterator[None]:
@@ -433,6 +501,11 @@ class Database:
         await self.changes.close()
         if self._reader is not None:
             self._reader.dispose()
+        if self._writer_thread is not None:
+            self._writer_thread.shutdown(wait=True)
+            self._writer_thread = None
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.engine.dispose()
         await self.engine.dispose()
 
 
@@ -442,7 +515,7 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 def insert_or_ignore(
-    session: AsyncSession, table: Table, values: dict[str, Any], keys: Sequence[str]
+    session: Session, table: Table, values: dict[str, Any], keys: Sequence[str]
 ) -> Any:
     """An INSERT that does nothing when a row with the same unique `keys` exists."""
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Select
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
@@ -39,8 +39,8 @@ class InboxEntry(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=1024)
 
 
-async def inbox_entry_by_key(session: AsyncSession, event_key: str) -> InboxEntry:
-    found = await session.execute(select(InboxEntry).where(col(InboxEntry.event_key) == event_key))
+def inbox_entry_by_key(session: Session, event_key: str) -> InboxEntry:
+    found = session.execute(select(InboxEntry).where(col(InboxEntry.event_key) == event_key))
     return found.scalar_one()
 
 

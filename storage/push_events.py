@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import Index, UniqueConstraint, func
 from sqlalchemy import select as select_columns
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col
 
 
@@ -44,30 +44,28 @@ PUSH_FACT_COLUMNS = (
 )
 
 
-async def pushes_of_stream(
-    session: AsyncSession, stream_pk: int, since: datetime | None = None
-) -> list[Any]:
+def pushes_of_stream(session: Session, stream_pk: int, since: datetime | None = None) -> list[Any]:
     """The stream's pushes and cut-offs (from `since` on, if given, with every other one
     of their sequences: a session's start need not be its earliest cut-off), as
     read-only records (what grouping reads)."""
     of_stream = select_columns(*PUSH_FACT_COLUMNS).where(col(PushEvent.stream_pk) == stream_pk)
     if since is None:
-        return list((await session.execute(of_stream)).all())
+        return list((session.execute(of_stream)).all())
     # Two plain reads, each on its own index (a union of both, measured, got a generic
     # plan on PostgreSQL that took 20 times as long on a stream with a long history).
     since_then = of_stream.where(col(PushEvent.event_time) >= since)
-    pushes = list((await session.execute(since_then)).all())
+    pushes = list((session.execute(since_then)).all())
     sequences = sorted({push.sequence for push in pushes if push.sequence})
     if sequences:
         earlier = of_stream.where(
             col(PushEvent.sequence).in_(sequences), col(PushEvent.event_time) < since
         )
-        pushes += (await session.execute(earlier)).all()
+        pushes += (session.execute(earlier)).all()
     return pushes
 
 
-async def earliest_partner(
-    session: AsyncSession, stream_pk: int, at: datetime, sequence: str
+def earliest_partner(
+    session: Session, stream_pk: int, at: datetime, sequence: str
 ) -> datetime | None:
     """The earliest time a push or cut-off that may pair with one at `at` was stamped:
     with a sequence, any of the same sequence; without, the last unsequenced push at or
@@ -83,5 +81,5 @@ async def earliest_partner(
             col(PushEvent.started).is_(True),
             col(PushEvent.event_time) <= at,
         )
-    found: datetime | None = (await session.execute(query)).scalar_one_or_none()
+    found: datetime | None = (session.execute(query)).scalar_one_or_none()
     return found

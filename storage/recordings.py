@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Select
 from sqlalchemy import select as select_columns
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
@@ -39,9 +39,7 @@ class RecordingFile(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utc_now)
 
 
-async def files_of_stream(
-    session: AsyncSession, stream_pk: int, since: datetime | None = None
-) -> list[Any]:
+def files_of_stream(session: Session, stream_pk: int, since: datetime | None = None) -> list[Any]:
     """The stream's recording files (started at or after `since`), as read-only records."""
     query = select_columns(
         col(RecordingFile.id),
@@ -54,7 +52,7 @@ async def files_of_stream(
     ).where(col(RecordingFile.stream_pk) == stream_pk)
     if since is not None:
         query = query.where(col(RecordingFile.start_time) >= since)
-    return list((await session.execute(query)).all())
+    return list((session.execute(query)).all())
 
 
 # A stream's (or every stream's) recording files, newest first.

@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import Index, UniqueConstraint
 from sqlalchemy import select as select_columns
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col
 
 
@@ -26,8 +26,8 @@ class Screenshot(SQLModel, table=True):
     height: int | None = None
 
 
-async def screenshots_of_stream(
-    session: AsyncSession, stream_pk: int, since: datetime | None = None
+def screenshots_of_stream(
+    session: Session, stream_pk: int, since: datetime | None = None
 ) -> list[Any]:
     """The stream's screenshots (taken at or after `since`), as read-only records."""
     query = select_columns(
@@ -38,4 +38,4 @@ async def screenshots_of_stream(
     ).where(col(Screenshot.stream_pk) == stream_pk)
     if since is not None:
         query = query.where(col(Screenshot.taken_at) >= since)
-    return list((await session.execute(query)).all())
+    return list((session.execute(query)).all())

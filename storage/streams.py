@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
@@ -24,19 +24,19 @@ class Stream(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now)
 
 
-async def lock_stream(session: AsyncSession, stream_id: str) -> Stream:
+def lock_stream(session: Session, stream_id: str) -> Stream:
     """The stream row, created with a placeholder anchor if new, locked for this transaction.
 
     The lock serialises regrouping per stream across processes on PostgreSQL; on
     SQLite the writer already holds the database lock.
     """
     query = select(Stream).where(col(Stream.stream_id) == stream_id).with_for_update()
-    stream = (await session.execute(query)).scalar_one_or_none()
+    stream = (session.execute(query)).scalar_one_or_none()
     if stream is not None:
         return stream
     now = utc_now()
     anchor_table = table_of(Anchor)
-    await session.execute(
+    session.execute(
         insert_or_ignore(
             session,
             anchor_table,
@@ -50,12 +50,12 @@ async def lock_stream(session: AsyncSession, stream_id: str) -> Stream:
         )
     )
     anchor_id = (
-        await session.execute(
+        session.execute(
             select(Anchor.id).where(col(Anchor.user_id) == placeholder_user_id(stream_id))
         )
     ).scalar_one()
     stream_table = table_of(Stream)
-    await session.execute(
+    session.execute(
         insert_or_ignore(
             session,
             stream_table,
@@ -63,23 +63,23 @@ async def lock_stream(session: AsyncSession, stream_id: str) -> Stream:
             ["stream_id"],
         )
     )
-    return (await session.execute(query)).scalar_one()
+    return (session.execute(query)).scalar_one()
 
 
-async def claim_streams(session: AsyncSession, anchor: Anchor, stream_ids: Iterable[str]) -> None:
+def claim_streams(session: Session, anchor: Anchor, stream_ids: Iterable[str]) -> None:
     """Attach streams to `anchor`, creating them if new, and drop placeholders left empty."""
     previous_owners: set[int] = set()
     for stream_id in stream_ids:
-        stream = await lock_stream(session, stream_id)
+        stream = lock_stream(session, stream_id)
         if stream.anchor_id != anchor.id:
             previous_owners.add(stream.anchor_id)
             assert anchor.id is not None
             stream.anchor_id = anchor.id
             session.add(stream)
-    await session.flush()
+    session.flush()
     if previous_owners:
         still_used = select(Stream.anchor_id).where(col(Stream.anchor_id).in_(previous_owners))
-        await session.execute(
+        session.execute(
             delete(Anchor).where(
                 col(Anchor.id).in_(previous_owners),
                 col(Anchor.is_placeholder).is_(True),

@@ -1,17 +1,20 @@
 """The unit of work: one write transaction, and a description of what it changed.
 
-Every write to the catalog goes through `Database.unit_of_work()`. The code inside
-says what it changed (`broadcasts_changed`, `streams_changed`, `anchors_changed`);
-when the transaction commits, the description decides, in one place
-(`Database.unit_of_work`), whether cached answers go stale (the catalog version is
-raised) and which changes subscribers hear of. A unit of work that changed nothing
+Every write to the catalog is a plain function of a unit of work, run by
+`Database.write(work)`: synchronous code on a synchronous session, so that a whole
+transaction costs one hop to the writer's thread on SQLite instead of one per
+statement (on PostgreSQL, SQLAlchemy runs it on the async driver). The code says
+what it changed (`broadcasts_changed`, `streams_changed`, `anchors_changed`); when
+the transaction commits, the description decides, in one place (`Database.write`),
+whether cached answers go stale (the catalog version is raised) and which changes
+subscribers hear of. A unit of work that changed nothing
 the catalog shows (a retried callback, an event kept in the inbox only) raises no
 version, so it costs no cache its answers. The caller gets the description back.
 """
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.changefeed import CatalogChange, announce
 
@@ -47,18 +50,18 @@ class CatalogChanges:
 class UnitOfWork:
     """A session inside one write transaction, and what the work in it changed."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
         self.changes = CatalogChanges()
 
-    async def broadcasts_changed(self, change: CatalogChange) -> None:
+    def broadcasts_changed(self, change: CatalogChange) -> None:
         """Broadcasts of one stream changed: recorded, and announced to every replica
         once the transaction commits."""
         self.changes.broadcasts.update(change.broadcast_ids)
         self.changes.streams.add(change.stream_id)
         self.changes.room_list = self.changes.room_list or change.rooms
         self.changes.announcements.append(change)
-        await announce(self.session, change)
+        announce(self.session, change)
 
     def streams_changed(self, *stream_ids: str) -> None:
         self.changes.streams.update(stream_ids)

@@ -33,6 +33,7 @@ from sqlmodel import col, select
 from storage import InboxEntry
 from storage.database import UNAVAILABLE_MESSAGE, Database
 from storage.migrate import upgrade_to_head
+from storage.unit_of_work import UnitOfWork
 from tests.catalog_client import (
     BASE,
     CatalogClient,
@@ -173,14 +174,19 @@ async def reference_snapshot_on_another_core(
 
 async def test_a_commit_is_on_disk_before_a_callback_is_answered(catalog: CatalogClient) -> None:
     """What a write transaction runs with: a power cut just after a 200 loses nothing."""
-    async with catalog.database.unit_of_work() as work:
-        session = work.session
+
+    def settings(work: UnitOfWork) -> list[Any]:
         if catalog.database.is_sqlite:
-            # 2 is FULL: the WAL is synced at every commit (NORMAL, 1, may lose the last).
-            assert (await session.execute(text("PRAGMA synchronous"))).scalar() == 2
-        else:
-            for setting in ("fsync", "synchronous_commit"):
-                assert (await session.execute(text(f"SHOW {setting}"))).scalar() == "on"
+            return [work.session.execute(text("PRAGMA synchronous")).scalar()]
+        return [
+            work.session.execute(text(f"SHOW {name}")).scalar()
+            for name in ("fsync", "synchronous_commit")
+        ]
+
+    # SQLite's 2 is FULL: the WAL is synced at every commit (NORMAL, 1, may lose the last).
+    assert await catalog.database.write(settings) == (
+        [2] if catalog.database.is_sqlite else ["on", "on"]
+    )
 
 
 async def test_a_storm_of_concurrent_duplicated_callbacks_builds_the_same_catalog_as_one_by_one(

@@ -20,6 +20,7 @@ from sqlmodel import select
 
 from resolvers.ingestion import regroup_stream
 from storage import Stream, metadata
+from storage.unit_of_work import UnitOfWork
 from tests.catalog_client import (
     BASE,
     CatalogClient,
@@ -232,17 +233,23 @@ def without_ties(seen: dict[str, Any]) -> dict[str, Any]:
 async def regroup_every_stream(catalog: CatalogClient) -> None:
     """Regroup each stream from all its facts, as the silence sweep does."""
     rules = make_settings(catalog.database.url).grouping_rules()
-    async with catalog.database.unit_of_work() as work:
-        for stream in (await work.session.execute(select(Stream))).scalars().all():
-            await regroup_stream(work, stream, rules)
+
+    def regroup(work: UnitOfWork) -> None:
+        for stream in work.session.execute(select(Stream)).scalars().all():
+            regroup_stream(work, stream, rules)
+
+    await catalog.database.write(regroup)
 
 
 async def forget_everything(catalog: CatalogClient) -> None:
     """Start an example on an empty catalog, so that examples cost the same (and shrink fast)."""
-    async with catalog.database.unit_of_work() as work:
+
+    def delete_all(work: UnitOfWork) -> None:
         for table in reversed(metadata.sorted_tables):
-            await work.session.execute(table.delete())
+            work.session.execute(table.delete())
         work.everything_may_have_changed()
+
+    await catalog.database.write(delete_all)
 
 
 @st.composite

@@ -19,6 +19,7 @@ from storage.broadcasts import silent_live_streams
 from storage.database import Database, DatabaseUnavailable
 from storage.locks import unless_held_elsewhere
 from storage.streams import lock_stream
+from storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger("replay_catalog.liveness")
 
@@ -33,14 +34,16 @@ async def end_silent_broadcasts(
     ended = 0
     for stream_id in await database.scalars(silent_live_streams(now - rules.live_silence)):
         # One short transaction per stream, under the stream's lock like ingestion.
-        async with database.unit_of_work() as work:
-            stream = await lock_stream(work.session, stream_id)
-            await regroup_stream(work, stream, rules, now)
-            if not stream.is_live:
-                ended += 1
-                log.info(
-                    "live room of stream %s ended after its silence", loggable_stream_id(stream_id)
-                )
+        def end_if_silent(work: UnitOfWork, stream_id: str = stream_id) -> bool:
+            stream = lock_stream(work.session, stream_id)
+            regroup_stream(work, stream, rules, now)
+            return not stream.is_live
+
+        if await database.write(end_if_silent):
+            ended += 1
+            log.info(
+                "live room of stream %s ended after its silence", loggable_stream_id(stream_id)
+            )
     return ended
 
 

@@ -96,9 +96,10 @@ async def _reprocess_entry(
     database: Database, rules: GroupingRules, entry_id: int
 ) -> tuple[Verdict, Verdict] | None:
     """Apply one entry and record its outcome, in one transaction; None if it is gone."""
-    async with database.unit_of_work() as work:
+
+    def reprocess(work: UnitOfWork) -> tuple[Verdict, Verdict] | None:
         session = work.session
-        entry = await session.get(InboxEntry, entry_id, with_for_update=True)
+        entry = session.get(InboxEntry, entry_id, with_for_update=True)
         if entry is None:
             return None
         before: Verdict = (entry.outcome, entry.reason)
@@ -107,8 +108,8 @@ async def _reprocess_entry(
             # Its own description: what a savepoint rolled back did not change anything.
             applied = UnitOfWork(session)
             try:
-                async with session.begin_nested():
-                    await apply_event(applied, event, rules)
+                with session.begin_nested():
+                    apply_event(applied, event, rules)
                 work.changes.merge(applied.changes)
             except SQLAlchemyError as failure:
                 if is_outage(failure):
@@ -135,6 +136,8 @@ async def _reprocess_entry(
                 f" reason={tencent.redact_secrets(after[1])!r}" if after[1] else "",
             )
         return before, after
+
+    return await database.write(reprocess)
 
 
 def _verdict(entry: InboxEntry) -> tuple[Verdict, CatalogEvent | None]:
