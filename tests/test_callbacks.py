@@ -297,6 +297,41 @@ async def test_an_event_the_database_refuses_is_quarantined_not_retried_forever(
         assert await count(catalog, RecordingFile) == 1
 
 
+async def test_concurrent_callbacks_share_transactions_and_one_refused_fails_alone(
+    catalog: CatalogClient,
+) -> None:
+    """Group commit: callbacks that arrive together are written in fewer transactions
+    than there are callbacks, each answered after its own is stored; one the database
+    refuses in a shared transaction is quarantined alone, and nothing of the rest is
+    lost or stored twice."""
+
+    def file(n: int) -> dict[str, Any]:
+        return recording(f"2121_s{n % 5}", f"file{n}", BASE + n * 60, BASE + n * 60 + 59)
+
+    async def deliver(payloads: list[dict[str, Any]]) -> None:
+        answers = await asyncio.gather(*(catalog.post_callback(sign(p)) for p in payloads))
+        assert [(a.status_code, a.json()) for a in answers] == [(200, {"code": 0})] * len(payloads)
+
+    files = [file(n) for n in range(30)]
+    with catalog.counting_statements() as statements:
+        await deliver([*files, *files[:4]])  # four retries, delivered at the same time
+    version_raises = [s for s in statements if s.startswith("INSERT INTO catalog_version")]
+    assert 0 < len(version_raises) < len(files)
+
+    more = [file(n) for n in range(30, 40)]
+    async with database_refusing(catalog, "recording_file", "file_id", "evil"):
+        await deliver(
+            [*more[:5], recording("2121_s0", "evil", BASE + 7200, BASE + 7260), *more[5:]]
+        )
+    outcomes = {(e.payload.get("file_id"), e.outcome) for e in await inbox_rows(catalog)}
+    stored = files + more
+    assert outcomes == {(f["file_id"], "applied") for f in stored} | {("evil", "quarantined")}
+    assert await count(catalog, RecordingFile) == len(stored)
+    rooms = await catalog.all_rooms(fields="broadcast { recordings { fileId } }")
+    shown = [r["fileId"] for room in rooms for r in room["broadcast"]["recordings"]]
+    assert sorted(shown) == sorted(f["file_id"] for f in stored)
+
+
 async def test_a_failed_write_never_logs_the_callbacks_secrets(
     catalog: CatalogClient, caplog: pytest.LogCaptureFixture
 ) -> None:
