@@ -84,10 +84,11 @@ def _cached(graphql: CatalogGraphQL, services: CatalogServices) -> ASGIApp:
     if not settings.response_cache_entries:
         return graphql
     max_age = settings.graphql_cache_max_age_seconds
+    cache = ResponseCache(settings.response_cache_entries, settings.response_cache_max_bytes)
     return CachedGraphQL(
         graphql,
-        ResponseCache(settings.response_cache_entries, settings.response_cache_max_bytes),
-        VersionReads(services.database.version),
+        cache,
+        VersionReads(services.database.changed_since, cache.see),
         cache_control=f"public, max-age={max_age}" if max_age else "no-cache",
         parse=functools.partial(services.documents.parse, max_tokens=services.limits.max_tokens),
         on_lookup=services.metrics.cache_lookup,

@@ -1,11 +1,14 @@
 """A cache of public GraphQL answers, in front of Strawberry.
 
-Room lists are read on every app launch and change only when a callback arrives,
-so answers are cached by (catalog version, request). The version is read from the
-database for every request (storage/catalog_version.py), which makes a cached
-answer impossible after a write any replica acknowledged. Concurrent requests
-share one version read, provided it started after they arrived, so under load the
-read costs little.
+Room lists are read on every app launch and change only when a callback arrives.
+The catalog version is read from the database for every request
+(storage/catalog_version.py), and with it what every write since the last read
+changed, as cache tags (storage/cache_tags.py); an answer remembers the tags of
+what it showed (resolvers/shown.py), and only the answers that share a tag with a
+change are dropped. A write any replica acknowledged is seen by the next request
+on every replica, so no answer it made stale is served after it; answers it did
+not touch stay. Concurrent requests share one version read, provided it started
+after they arrived, so under load the read costs little.
 
 Only anonymous queries are cached: a request with an Authorization header (an
 admin sees hidden replays) is neither served from nor stored in the cache, nor is
@@ -17,6 +20,7 @@ so that a CDN can take app traffic.
 import asyncio
 import hashlib
 import json
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.bounded_json import decode_request_json
 from replay_catalog.sized_lru import SizedLRU
+from resolvers.shown import showing
+from storage.cache_tags import EVERYTHING
 from storage.catalog_version import Version
 from storage.database import DatabaseUnavailable
 
@@ -37,11 +43,27 @@ MAX_ANSWER_BYTES = 1024 * 1024
 MAX_REQUEST_BYTES = 64 * 1024
 
 
-class VersionReads:
-    """Reads of the catalog version, shared by the requests that arrived before each began."""
+# What a version read gives: the version, and the tags changed since the one before
+# (None: anything may have changed).
+VersionRead = tuple[Version, frozenset[str] | None]
+# Reads of what changed that a cache remembers, to keep answers computed under a
+# version that a later read already passed (they may not have been touched).
+RECENT_READS = 256
 
-    def __init__(self, read: Callable[[], Awaitable[Version]]) -> None:
+
+class VersionReads:
+    """Reads of the catalog version and of what changed since the last one, shared by the
+    requests that arrived before each began; each read's changes reach `on_read` before
+    any request hears of its version."""
+
+    def __init__(
+        self,
+        read: Callable[[Version | None], Awaitable[VersionRead]],
+        on_read: Callable[[Version, frozenset[str] | None], None] = lambda _v, _c: None,
+    ) -> None:
         self._read = read
+        self._on_read = on_read
+        self._seen: Version | None = None
         self._running: asyncio.Task[None] | None = None
         self._next: asyncio.Future[Version] | None = None
 
@@ -63,7 +85,10 @@ class VersionReads:
 
     async def _read_into(self, target: asyncio.Future[Version]) -> None:
         try:
-            target.set_result(await self._read())
+            version, changed = await self._read(self._seen)
+            self._seen = version
+            self._on_read(version, changed)
+            target.set_result(version)
         except Exception as failure:
             target.set_exception(failure)
         finally:
@@ -76,35 +101,80 @@ class VersionReads:
 class CachedAnswer:
     body: bytes
     etag: str
+    # What it showed (resolvers/shown.py): a change to any of them makes it stale.
+    tags: frozenset[str] = frozenset()
 
 
 class ResponseCache:
-    """Answers of one catalog version, least recently used first out."""
+    """Answers valid at the newest version seen, least recently used first out."""
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self._version: Version | None = None
         self._answers: SizedLRU[bytes, CachedAnswer] = SizedLRU(
-            max_entries, max_bytes, lambda answer: len(answer.body)
+            max_entries, max_bytes, lambda answer: len(answer.body), self._forget
         )
+        self._by_tag: dict[str, set[bytes]] = defaultdict(set)
+        # The last reads of what changed: (after version, up to version, tags).
+        self._recent: deque[tuple[int, int, frozenset[str]]] = deque(maxlen=RECENT_READS)
 
     def knows(self, key: bytes) -> bool:
         return key in self._answers
 
+    def see(self, version: Version, changed: frozenset[str] | None) -> None:
+        """The catalog is at `version`, and `changed` is what changed since the last
+        version seen (None: anything may have): answers that showed it go."""
+        current = self._version
+        if current is not None and version[0] == current[0] and version[1] <= current[1]:
+            return
+        self._version = version
+        if current is None or version[0] != current[0] or changed is None:
+            self._answers.clear()
+            self._by_tag.clear()
+            self._recent.clear()
+            return
+        self._recent.append((current[1], version[1], changed))
+        if changed:
+            stale = set(self._by_tag.get(EVERYTHING, ()))
+            for tag in changed:
+                stale |= self._by_tag.get(tag, set())
+            for key in stale:
+                self._answers.pop(key)
+
     def get(self, version: Version, key: bytes) -> CachedAnswer | None:
-        self._see(version)
-        return self._answers.get(key) if version == self._version else None
-
-    def put(self, version: Version, key: bytes, answer: CachedAnswer) -> None:
-        self._see(version)
-        if version == self._version and len(answer.body) <= MAX_ANSWER_BYTES:
-            self._answers.put(key, answer)  # else computed under a version already gone
-
-    def _see(self, version: Version) -> None:
-        """A newer version (or a new epoch) makes every answer kept so far useless."""
+        """An answer still valid for a request that read `version` (answers kept are valid
+        at the newest version seen, which is at least as new)."""
         current = self._version
         if current is None or version[0] != current[0] or version[1] > current[1]:
-            self._version = version
-            self._answers.clear()
+            return None
+        return self._answers.get(key)
+
+    def put(self, version: Version, key: bytes, answer: CachedAnswer) -> None:
+        """Keep an answer computed at `version`, unless something it showed changed since."""
+        if len(answer.body) <= MAX_ANSWER_BYTES and self._unchanged_since(version, answer.tags):
+            self._answers.put(key, answer)
+            for tag in answer.tags:
+                self._by_tag[tag].add(key)
+
+    def _unchanged_since(self, version: Version, tags: frozenset[str]) -> bool:
+        current = self._version
+        if current is None or version[0] != current[0] or version[1] > current[1]:
+            return False
+        known_from = current[1]  # what changed is known from this version on
+        for after, upto, changed in reversed(self._recent):
+            if upto <= version[1]:
+                break
+            if changed and (EVERYTHING in tags or not changed.isdisjoint(tags)):
+                return False
+            known_from = after
+        return known_from <= version[1]
+
+    def _forget(self, key: bytes, answer: CachedAnswer) -> None:
+        for tag in answer.tags:
+            keys = self._by_tag.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_tag[tag]
 
 
 def etag_of(body: bytes) -> str:
@@ -231,11 +301,12 @@ class CachedGraphQL:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        await self.app(scope, receive, capture)
+        with showing() as shown:
+            await self.app(scope, receive, capture)
         assert start is not None
         body = b"".join(chunks)
         if start["status"] == 200 and _without_errors(body):
-            answer = CachedAnswer(body, etag_of(body))
+            answer = CachedAnswer(body, etag_of(body), frozenset(shown))
             self.cache.put(version, key, answer)
             return answer
         await send(start)

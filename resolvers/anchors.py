@@ -54,11 +54,14 @@ def validate_profile(
 async def upsert_anchor(database: Database, profile: AnchorProfile) -> Anchor:
     def upsert(work: UnitOfWork) -> Anchor:
         anchor = upsert_profile(work.session, profile.user_id, profile.changes)
-        claim_streams(work.session, anchor, profile.stream_ids)
+        streams, previous_owners = claim_streams(work.session, anchor, profile.stream_ids)
         # Rooms show their anchor's nickname and avatar: the room list changes too.
-        work.anchors_changed(profile.user_id)
-        work.streams_changed(*profile.stream_ids)
+        work.anchors_changed(anchor)
+        work.streams_changed(*streams)
+        work.anchors_lost_streams(*previous_owners)
         work.changes.room_list = True
+        if streams:
+            work.room_order_changed()  # the rooms of an anchor (a filter) are others now
         return anchor
 
     return await database.write(upsert)

@@ -9,6 +9,7 @@ from sqlalchemy import Select
 from resolvers.context import CatalogContext
 from resolvers.errors import refuse_unstorable_text
 from resolvers.pagination import Page, decode_cursor, make_page, page_size
+from resolvers.shown import show, show_rows
 from storage import Broadcast, RecordingFile
 from storage.broadcasts import (
     BROADCASTS,
@@ -19,6 +20,7 @@ from storage.broadcasts import (
     rooms_query,
     stream_broadcasts_query,
 )
+from storage.cache_tags import EVERYTHING, ROOM_ORDER, anchor_tag, stream_tag
 from storage.keyset import Listing
 from storage.recordings import RECORDINGS, RecordingFilter, recordings_query
 
@@ -30,11 +32,15 @@ async def list_page(
     first: int | None,
     after: str | None,
     query: Callable[[list[Any] | None, int], Select[Any]],
+    depends_on: str,
 ) -> Page[Any]:
-    """One page of `query`'s rows after the cursor `after`, which must belong to `name`."""
+    """One page of `query`'s rows after the cursor `after`, which must belong to `name`;
+    which rows it holds changes with `depends_on` (a cache tag)."""
     limit = page_size(first)
     position = decode_cursor(name, listing, after)
     rows = await context.database.rows(query(position, limit))
+    show(depends_on)
+    show_rows(listing.model.__tablename__, rows)  # type: ignore[arg-type]
     if listing.model is Broadcast:
         for row in rows:
             context.loaders.broadcast.prime(row.id, row)
@@ -53,6 +59,7 @@ async def rooms(
         first,
         after,
         lambda position, limit: rooms_query(room_filter, position, limit),
+        ROOM_ORDER,
     )
 
 
@@ -66,6 +73,7 @@ async def replays(
         first,
         after,
         lambda position, limit: replays_query(anchor_pk, context.is_admin, position, limit),
+        anchor_tag(anchor_pk),
     )
 
 
@@ -81,6 +89,7 @@ async def stream_broadcasts(
         lambda position, limit: stream_broadcasts_query(
             stream_pk, context.is_admin, position, limit
         ),
+        stream_tag(stream_pk),
     )
 
 
@@ -108,4 +117,8 @@ async def recording_files(
         first,
         after,
         lambda position, limit: recordings_query(recording_filter, position, limit),
+        # Every stream's files, or one stream's.
+        EVERYTHING
+        if recording_filter.stream_pk is None
+        else stream_tag(recording_filter.stream_pk),
     )

@@ -36,6 +36,7 @@ async def curate_broadcast(
         if broadcast is None:
             return None
         was_public_room = broadcast.in_public_room_list()
+        position_before = broadcast.public_room_position()
         if curation.hidden is not None:
             broadcast.hidden = curation.hidden
         if curation.featured is not None:
@@ -57,6 +58,8 @@ async def curate_broadcast(
                 (broadcast.id,),
                 public_rooms_before=(broadcast.id,) if was_public_room else (),
             ),
+            stream,
+            room_order=broadcast.public_room_position() != position_before,
         )
         return broadcast
 

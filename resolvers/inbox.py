@@ -5,6 +5,7 @@ from resolvers.context import CatalogContext
 from resolvers.errors import refuse_unstorable_text
 from resolvers.pagination import Page
 from storage import InboxEntry
+from storage.cache_tags import EVERYTHING
 from storage.inbox import INBOX, InboxFilter, inbox_query
 
 
@@ -21,4 +22,5 @@ async def inbox_entries(
         first,
         after,
         lambda position, limit: inbox_query(inbox_filter, position, limit),
+        EVERYTHING,  # any callback adds to it (and admins' answers are never cached)
     )

@@ -335,12 +335,7 @@ def store_callback(
 ) -> IngestResult:
     """Store a callback's inbox entry and, if it is new and applicable, apply its event."""
     session = work.session
-    inserted = session.execute(
-        insert_or_ignore(session, table_of(InboxEntry), entry, ["event_key"]).returning(
-            table_of(InboxEntry).c.id
-        )
-    )
-    if inserted.first() is None:
+    if insert_or_ignore(session, table_of(InboxEntry), entry, ["event_key"]) is None:
         stored = inbox_entry_by_key(session, entry["event_key"])
         return IngestResult(True, True, entry["event_type"], stored.outcome, stored.reason)
     if entry["outcome"] == OUTCOME_APPLIED and isinstance(event, CatalogEvent):
@@ -433,11 +428,8 @@ def apply_event(work: UnitOfWork, event: CatalogEvent, rules: GroupingRules) -> 
     fact = _fact_row(event, stream.id)
     table = table_of(type(fact))
     values = fact.model_dump(exclude={"id"})
-    inserted = session.execute(
-        insert_or_ignore(session, table, values, _fact_keys(event)).returning(table.c.id)
-    )
-    if inserted.first() is not None:
-        work.streams_changed(event.stream_id)
+    if insert_or_ignore(session, table, values, _fact_keys(event)) is not None:
+        work.streams_changed(stream)
     after = _earliest_reach(session, stream.id, event)
     regroup_stream(work, stream, rules, after=after)
 
@@ -536,6 +528,7 @@ def regroup_stream(
     broadcasts, since = broadcasts_of_stream(session, stream.id, after)
     existing = {b.id: b for b in broadcasts}
     public_rooms_before = {b.id for b in broadcasts if b.id is not None and b.in_public_room_list()}
+    positions_before = {b.id: b.public_room_position() for b in broadcasts}
     pushes = pushes_of_stream(session, stream.id, since)
     files = files_of_stream(session, stream.id, since)
     shots = screenshots_of_stream(session, stream.id, since)
@@ -560,6 +553,7 @@ def regroup_stream(
     }
     kept: set[int] = set()
     changed: set[int] = set()
+    positions_after: dict[int, tuple[Any, ...] | None] = {}  # a removed one has none
     live_broadcast: int | None = None
     for shape in shapes:
         members: dict[type[SQLModel], list[int]] = {
@@ -579,6 +573,7 @@ def regroup_stream(
         session.flush()
         assert broadcast.id is not None
         kept.add(broadcast.id)
+        positions_after[broadcast.id] = broadcast.public_room_position()
         if shape.is_live:
             live_broadcast = broadcast.id
         for kind, ids in members.items():
@@ -602,6 +597,8 @@ def regroup_stream(
                 tuple(sorted(changed)),
                 public_rooms_before=tuple(sorted(changed & public_rooms_before)),
             ),
+            stream,
+            room_order=any(positions_before.get(b) != positions_after.get(b) for b in changed),
         )
 
 

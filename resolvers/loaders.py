@@ -12,8 +12,10 @@ from sqlalchemy import Select
 from sqlmodel import SQLModel
 from strawberry.dataloader import DataLoader
 
+from resolvers.shown import show, show_rows
 from storage import Anchor, Broadcast, InboxEntry, RecordingFile, Stream
 from storage.broadcasts import replay_totals_query
+from storage.cache_tags import anchor_tag
 from storage.column_values import column_holds
 from storage.database import Database, table_of
 from storage.lookups import broadcasts_by_id_query, rows_by_key_query, streams_of_anchors_query
@@ -58,7 +60,8 @@ class Loaders:
         query: Callable[[Sequence[Any]], Select[Any]] | None = None,
     ) -> DataLoader[Any, Any]:
         build = query or (lambda values: rows_by_key_query(model, key, values))
-        column = table_of(model).c[key]
+        table = table_of(model)
+        column = table.c[key]
 
         async def load(values: Sequence[Any]) -> list[Any]:
             # A key the column cannot hold (a NUL character, a lone surrogate, too long,
@@ -68,24 +71,32 @@ class Loaders:
                 return [None] * len(values)
             rows = await self.database.rows(build(values_to_find))
             found = {getattr(row, key): row for row in rows}
-            return [found.get(value) for value in values]
+            answers = [found.get(value) for value in values]
+            show_rows(table.name, answers)
+            return answers
 
         return DataLoader(load)
 
     async def _replay_totals(self, anchor_ids: Sequence[int]) -> list[tuple[int, int]]:
         """(number of replays, their total seconds) per anchor."""
         rows = await self.database.rows(replay_totals_query(anchor_ids, self.include_hidden))
+        show(*(anchor_tag(anchor_id) for anchor_id in anchor_ids))
         totals = {anchor_id: (count, int(seconds)) for anchor_id, count, seconds in rows}
         return [totals.get(anchor_id, (0, 0)) for anchor_id in anchor_ids]
 
     async def _recordings_of_broadcasts(self, ids: Sequence[int]) -> list[list[RecordingFile]]:
         grouped: dict[int | None, list[RecordingFile]] = defaultdict(list)
-        for row in await self.database.rows(recordings_of_broadcasts_query(ids)):
+        rows = await self.database.rows(recordings_of_broadcasts_query(ids))
+        show_rows("recording_file", rows)
+        for row in rows:
             grouped[row.broadcast_id].append(row)
         return [grouped[i] for i in ids]
 
     async def _streams_of_anchors(self, ids: Sequence[int]) -> list[list[Stream]]:
         grouped: dict[int, list[Stream]] = defaultdict(list)
-        for row in await self.database.rows(streams_of_anchors_query(ids)):
+        rows = await self.database.rows(streams_of_anchors_query(ids))
+        show(*(anchor_tag(anchor_id) for anchor_id in ids))
+        show_rows("stream", rows)
+        for row in rows:
             grouped[row.anchor_id].append(row)
         return [grouped[i] for i in ids]

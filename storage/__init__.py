@@ -4,7 +4,7 @@ from sqlmodel import SQLModel
 
 from storage.anchors import Anchor
 from storage.broadcasts import Broadcast
-from storage.catalog_version import CatalogVersion
+from storage.catalog_version import CatalogChangeEntry, CatalogVersion
 from storage.inbox import InboxEntry
 from storage.push_events import PushEvent
 from storage.recordings import RecordingFile
@@ -16,6 +16,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "Anchor",
     "Broadcast",
+    "CatalogChangeEntry",
     "CatalogVersion",
     "InboxEntry",
     "PushEvent",

@@ -37,7 +37,7 @@ def upsert_profile(session: Session, user_id: str, profile: dict[str, Any]) -> A
     """Create or update the anchor `user_id` with the given fields; it stops being a placeholder."""
     now = utc_now()
     values = {"user_id": user_id, "is_placeholder": False, "created_at": now, "updated_at": now}
-    session.execute(insert_or_ignore(session, table_of(Anchor), values, ["user_id"]))
+    insert_or_ignore(session, table_of(Anchor), values, ["user_id"])
     anchor = (
         session.execute(select(Anchor).where(col(Anchor.user_id) == user_id).with_for_update())
     ).scalar_one()

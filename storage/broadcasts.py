@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, Select, func, or_, text, update
+from sqlalchemy import ColumnElement, Index, Select, bindparam, func, or_, text, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
@@ -84,6 +84,11 @@ class Broadcast(SQLModel, table=True):
         """Whether anyone, not only admins, sees it in the room list."""
         return self.room_rank is not None and not self.hidden and self.deleted_at is None
 
+    def public_room_position(self) -> tuple[Any, ...] | None:
+        """What places it in the public room list (None: not in it); a change of it
+        changes the list's membership or order."""
+        return (self.room_rank, self.room_time) if self.in_public_room_list() else None
+
 
 def visible_to_public() -> list[ColumnElement[bool]]:
     """The conditions that keep hidden and deleted broadcasts out of public answers."""
@@ -92,6 +97,23 @@ def visible_to_public() -> list[ColumnElement[bool]]:
 
 # Before any broadcast: the boundary when none started before a new fact.
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+
+
+_OF_STREAM = select(Broadcast).where(col(Broadcast.stream_pk) == bindparam("stream_pk"))
+_BOUNDARY = (
+    select_columns(func.max(col(Broadcast.started_at)))
+    .where(
+        col(Broadcast.stream_pk) == bindparam("stream_pk"),
+        col(Broadcast.started_at) < bindparam("after"),
+    )
+    .scalar_subquery()
+)
+# Not `boundary IS NULL OR started_at >= boundary`: with the OR, PostgreSQL reads every
+# broadcast of the stream and filters them; this is a range on the index.
+_FROM_BOUNDARY = select_columns(Broadcast, _BOUNDARY.label("boundary")).where(
+    col(Broadcast.stream_pk) == bindparam("stream_pk"),
+    col(Broadcast.started_at) >= func.coalesce(_BOUNDARY, EARLIEST),
+)
 
 
 def broadcasts_of_stream(
@@ -103,21 +125,9 @@ def broadcasts_of_stream(
     it on, and that one's start; if none started before it, all of them and None. One
     statement either way.
     """
-    query = select(Broadcast).where(col(Broadcast.stream_pk) == stream_pk)
     if after is None:
-        return list((session.execute(query)).scalars()), None
-    boundary = (
-        select_columns(func.max(col(Broadcast.started_at)))
-        .where(col(Broadcast.stream_pk) == stream_pk, col(Broadcast.started_at) < after)
-        .scalar_subquery()
-    )
-    # Not `boundary IS NULL OR started_at >= boundary`: with the OR, PostgreSQL reads
-    # every broadcast of the stream and filters them; this is a range on the index.
-    with_boundary = select_columns(Broadcast, boundary.label("boundary")).where(
-        col(Broadcast.stream_pk) == stream_pk,
-        col(Broadcast.started_at) >= func.coalesce(boundary, EARLIEST),
-    )
-    rows = (session.execute(with_boundary)).all()
+        return list(session.execute(_OF_STREAM, {"stream_pk": stream_pk}).scalars()), None
+    rows = session.execute(_FROM_BOUNDARY, {"stream_pk": stream_pk, "after": after}).all()
     return [row[0] for row in rows], (rows[0][1] if rows else None)
 
 

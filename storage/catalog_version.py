@@ -8,9 +8,17 @@ SQLite, where writers take turns anyway, inside it (one sync to disk). A request
 that starts after a write was acknowledged reads the new version, so it can't be
 given an answer computed before that write, on this replica or any other sharing
 the database. Reading it is one small statement.
+
+Each raise also records what the write changed (`catalog_change`: the version and the
+cache tags of what it touched, storage/unit_of_work.py), in the same transaction, so
+that a cache that saw version N can read what changed up to version M and drop only
+the answers that showed it. The row lock on the version makes these transactions
+commit in version order: once version M is read, every change up to M is readable.
+Only the last KEPT_CHANGES are kept; a cache further behind forgets everything.
 """
 
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import BigInteger, text
@@ -18,6 +26,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
+
+from storage.cache_tags import EVERYTHING
 
 # One row. A table rather than a PostgreSQL sequence: it works the same on SQLite.
 VERSION_ROW = 1
@@ -34,13 +44,37 @@ class CatalogVersion(SQLModel, table=True):
     epoch: str = Field(default="", max_length=32)
 
 
+class CatalogChangeEntry(SQLModel, table=True):
+    """What the write that raised the version to `version` changed, as cache tags."""
+
+    __tablename__ = "catalog_change"
+
+    version: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    # Space-separated tags (storage/unit_of_work.py); EVERYTHING when it is not itemised.
+    tags: str
+
+
 # (epoch, version): what cached answers are keyed by.
 Version = tuple[str, int]
+# Changes kept for caches that are behind; one further behind drops every answer.
+KEPT_CHANGES = 10_000
+# Tags recorded for one write at most; a write that touched more says EVERYTHING.
+MAX_TAGS = 2_000
 
 RAISE_VERSION = text(
     "INSERT INTO catalog_version (id, version, epoch) VALUES (:row, 1, :epoch) "
-    "ON CONFLICT (id) DO UPDATE SET version = catalog_version.version + 1"
+    "ON CONFLICT (id) DO UPDATE SET version = catalog_version.version + 1 RETURNING version"
 ).bindparams(row=VERSION_ROW)
+RECORD_CHANGE = text(
+    "INSERT INTO catalog_change (version, tags) VALUES (:version, :tags) "
+    "ON CONFLICT (version) DO UPDATE SET tags = excluded.tags"
+)
+FORGET_CHANGES = text("DELETE FROM catalog_change WHERE version <= :oldest")
+READ_CHANGES = text(
+    "SELECT version, tags FROM catalog_change WHERE version > :after AND version <= :upto"
+)
 READ_VERSION = text("SELECT epoch, version FROM catalog_version WHERE id = :row").bindparams(
     row=VERSION_ROW
 )
@@ -50,9 +84,28 @@ def new_epoch() -> str:
     return secrets.token_hex(8)
 
 
-def raise_version(connection: Connection | Session) -> None:
-    """Raise the version, in the caller's (short) transaction."""
-    connection.execute(RAISE_VERSION, {"epoch": new_epoch()})
+def raise_version(connection: Connection | Session, tags: Iterable[str]) -> None:
+    """Raise the version and record what changed (`tags`), in the caller's (short)
+    transaction."""
+    version = int(connection.execute(RAISE_VERSION, {"epoch": new_epoch()}).scalar_one())
+    listed = sorted(set(tags))
+    # Not itemised (no tags: a writer that said only that something changed) or too
+    # many to be worth itemising: anything may have changed.
+    itemised = listed and EVERYTHING not in listed and len(listed) <= MAX_TAGS
+    text_of_tags = " ".join(listed) if itemised else EVERYTHING
+    connection.execute(RECORD_CHANGE, {"version": version, "tags": text_of_tags})
+    connection.execute(FORGET_CHANGES, {"oldest": version - KEPT_CHANGES})
+
+
+def changed_tags(rows: Iterable[Any], after: int, upto: int) -> frozenset[str] | None:
+    """The tags changed by the writes after version `after` up to `upto`, from their
+    catalog_change rows; None if any of them is not there (forgotten, or written by a
+    release that did not record changes): then anything may have changed."""
+    found = {int(version): str(tags) for version, tags in rows}
+    if len(found) != upto - after:
+        return None
+    tags = {tag for text_of_tags in found.values() for tag in text_of_tags.split()}
+    return None if EVERYTHING in tags else frozenset(tags)
 
 
 def version_of(row: Any) -> Version:

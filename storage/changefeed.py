@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -78,11 +78,14 @@ class TooManySubscribers(Exception):
     """This process already serves as many subscriptions as it is configured for."""
 
 
+_NOTIFY = select(func.pg_notify(CHANNEL, bindparam("payload")))
+
+
 def announce(session: Session, change: CatalogChange) -> None:
     """On PostgreSQL, tell every replica about `change` once the session's transaction
     commits (on SQLite the unit of work delivers it in-process)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_notify(CHANNEL, change.to_json())))
+        session.execute(_NOTIFY, {"payload": change.to_json()})
 
 
 class ChangeFeed:

@@ -1,16 +1,19 @@
 """The async engine, sessions for reading and writing, and dialect-aware upserts."""
 
 import asyncio
+import functools
 import math
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, Table, create_engine, event, make_url
+from sqlalchemy import Engine, Table, bindparam, create_engine, event, make_url
+from sqlalchemy import select as select_columns
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import (
@@ -28,9 +31,12 @@ from sqlalchemy.sql import Executable, text
 from sqlmodel import SQLModel
 
 from storage.catalog_version import (
+    KEPT_CHANGES,
+    READ_CHANGES,
     READ_VERSION,
     VERSION_ROW,
     Version,
+    changed_tags,
     raise_version,
     read_version,
     version_of,
@@ -363,7 +369,7 @@ class Database:
         result = work(unit)
         session.flush()
         if self.is_sqlite and unit.changes:
-            raise_version(session)
+            raise_version(session, unit.changes.tags)
         return unit, result
 
     async def _write_in_thread(self, work: Callable[[UnitOfWork], T]) -> T:
@@ -392,7 +398,7 @@ class Database:
             # of its own so that concurrent writers do not queue on the version row
             # while they work.
             async with self._writer.begin() as connection:
-                await connection.run_sync(raise_version)
+                await connection.run_sync(raise_version, unit.changes.tags)
         if self.is_sqlite:
             self._deliver(unit.changes.announcements)
         return result
@@ -474,17 +480,40 @@ class Database:
             async with self.engine.connect() as connection:
                 return await read_version(connection)
 
+    async def changed_since(self, seen: Version | None) -> tuple[Version, frozenset[str] | None]:
+        """The catalog version now, and the cache tags of what changed after `seen` up
+        to it (storage/cache_tags.py); None for the tags if anything may have: `seen` is
+        None, of another epoch, or too far behind."""
+        version = await self.version()
+        if seen is None or seen[0] != version[0] or version[1] < seen[1]:
+            return version, None
+        if version[1] == seen[1]:
+            return version, frozenset()
+        if version[1] - seen[1] > KEPT_CHANGES:
+            return version, None
+        bounds = {"after": seen[1], "upto": version[1]}
+        if self.is_sqlite:
+            rows = self._sqlite_read(READ_CHANGES.text, bounds)
+        else:
+            with self._outages_as_unavailable():
+                async with self.engine.connect() as connection:
+                    rows = list((await connection.execute(READ_CHANGES, bounds)).all())
+        return version, changed_tags(rows, seen[1], version[1])
+
     def _sqlite_version(self) -> Version:
+        rows = self._sqlite_read(READ_VERSION.text, {"row": VERSION_ROW})
+        return version_of(rows[0] if rows else None)
+
+    def _sqlite_read(self, statement: str, parameters: dict[str, Any]) -> list[Any]:
         """Read on a connection of its own, in this thread: a WAL reader never waits for
-        writers, and one small read costs less than a hop to aiosqlite's thread."""
+        writers, and one small read costs less than a hop to another thread."""
         try:
             if self._version_reader is None:
                 path = make_url(self.url).database or ""
                 self._version_reader = sqlite3.connect(
                     f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=0.5
                 )
-            row = self._version_reader.execute(READ_VERSION.text, {"row": VERSION_ROW})
-            return version_of(row.fetchone())
+            return self._version_reader.execute(statement, parameters).fetchall()
         except sqlite3.Error as failure:
             raise self.unavailable(failure) from failure
 
@@ -516,7 +545,33 @@ def table_of(model: type[SQLModel]) -> Table:
 
 def insert_or_ignore(
     session: Session, table: Table, values: dict[str, Any], keys: Sequence[str]
-) -> Any:
-    """An INSERT that does nothing when a row with the same unique `keys` exists."""
-    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    return dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+) -> int | None:
+    """INSERT a row unless one with the same unique `keys` exists; the new row's id, or
+    None if it existed."""
+    statement = _insert_or_ignore(session.get_bind().dialect.name, table, tuple(keys))
+    return cast(int | None, session.execute(statement, values).scalar_one_or_none())
+
+
+class FactsOfStream:
+    """A read of one kind of a stream's facts (what regrouping reads): every one, or
+    those from a time on; built once (their SQL and cache keys are then computed once,
+    not per callback)."""
+
+    def __init__(self, columns: Sequence[Any], stream_pk: Any, time: Any) -> None:
+        self._all = select_columns(*columns).where(stream_pk == bindparam("stream_pk"))
+        self._since = self._all.where(time >= bindparam("since"))
+
+    def rows(self, session: Session, stream_pk: int, since: datetime | None) -> list[Any]:
+        """As read-only records."""
+        if since is None:
+            return list(session.execute(self._all, {"stream_pk": stream_pk}).all())
+        return list(session.execute(self._since, {"stream_pk": stream_pk, "since": since}).all())
+
+
+@functools.cache
+def _insert_or_ignore(dialect_name: str, table: Table, keys: tuple[str, ...]) -> Any:
+    """Built once per table (its SQL and cache key are then computed once, not per row);
+    the values come as parameters."""
+    dialect = sqlite if dialect_name == "sqlite" else postgresql
+    insert = dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    return insert.returning(table.c.id)

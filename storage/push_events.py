@@ -1,9 +1,9 @@
 """Pushes started and cut off, the raw material of broadcast sessions."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Index, UniqueConstraint, func
+from sqlalchemy import Index, UniqueConstraint, bindparam, func
 from sqlalchemy import select as select_columns
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col
@@ -44,23 +44,40 @@ PUSH_FACT_COLUMNS = (
 )
 
 
+# Built once (a statement's SQL and cache key are then computed once, not per callback).
+_OF_STREAM = select_columns(*PUSH_FACT_COLUMNS).where(
+    col(PushEvent.stream_pk) == bindparam("stream_pk")
+)
+_SINCE = _OF_STREAM.where(col(PushEvent.event_time) >= bindparam("since"))
+_EARLIER_OF_SEQUENCES = _OF_STREAM.where(
+    col(PushEvent.sequence).in_(bindparam("sequences", expanding=True)),
+    col(PushEvent.event_time) < bindparam("since"),
+)
+_FIRST_OF_SEQUENCE = select_columns(func.min(col(PushEvent.event_time))).where(
+    col(PushEvent.stream_pk) == bindparam("stream_pk"),
+    col(PushEvent.sequence) == bindparam("sequence"),
+)
+_LAST_UNSEQUENCED_PUSH = select_columns(func.max(col(PushEvent.event_time))).where(
+    col(PushEvent.stream_pk) == bindparam("stream_pk"),
+    col(PushEvent.sequence) == "",
+    col(PushEvent.started).is_(True),
+    col(PushEvent.event_time) <= bindparam("at"),
+)
+
+
 def pushes_of_stream(session: Session, stream_pk: int, since: datetime | None = None) -> list[Any]:
     """The stream's pushes and cut-offs (from `since` on, if given, with every other one
     of their sequences: a session's start need not be its earliest cut-off), as
     read-only records (what grouping reads)."""
-    of_stream = select_columns(*PUSH_FACT_COLUMNS).where(col(PushEvent.stream_pk) == stream_pk)
     if since is None:
-        return list((session.execute(of_stream)).all())
+        return list(session.execute(_OF_STREAM, {"stream_pk": stream_pk}).all())
     # Two plain reads, each on its own index (a union of both, measured, got a generic
     # plan on PostgreSQL that took 20 times as long on a stream with a long history).
-    since_then = of_stream.where(col(PushEvent.event_time) >= since)
-    pushes = list((session.execute(since_then)).all())
+    pushes = list(session.execute(_SINCE, {"stream_pk": stream_pk, "since": since}).all())
     sequences = sorted({push.sequence for push in pushes if push.sequence})
     if sequences:
-        earlier = of_stream.where(
-            col(PushEvent.sequence).in_(sequences), col(PushEvent.event_time) < since
-        )
-        pushes += (session.execute(earlier)).all()
+        earlier = {"stream_pk": stream_pk, "since": since, "sequences": sequences}
+        pushes += session.execute(_EARLIER_OF_SEQUENCES, earlier).all()
     return pushes
 
 
@@ -71,15 +88,11 @@ def earliest_partner(
     with a sequence, any of the same sequence; without, the last unsequenced push at or
     before it (time order pairs a cut-off with the push before it)."""
     if sequence:
-        query = select_columns(func.min(col(PushEvent.event_time))).where(
-            col(PushEvent.stream_pk) == stream_pk, col(PushEvent.sequence) == sequence
-        )
+        found = session.execute(
+            _FIRST_OF_SEQUENCE, {"stream_pk": stream_pk, "sequence": sequence}
+        ).scalar_one_or_none()
     else:
-        query = select_columns(func.max(col(PushEvent.event_time))).where(
-            col(PushEvent.stream_pk) == stream_pk,
-            col(PushEvent.sequence) == "",
-            col(PushEvent.started).is_(True),
-            col(PushEvent.event_time) <= at,
-        )
-    found: datetime | None = (session.execute(query)).scalar_one_or_none()
-    return found
+        found = session.execute(
+            _LAST_UNSEQUENCED_PUSH, {"stream_pk": stream_pk, "at": at}
+        ).scalar_one_or_none()
+    return cast(datetime | None, found)

@@ -6,13 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Select
-from sqlalchemy import select as select_columns
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
 from storage.broadcasts import Broadcast, visible_to_public
-from storage.database import table_of
+from storage.database import FactsOfStream, table_of
 from storage.keyset import Listing
 
 
@@ -39,9 +38,8 @@ class RecordingFile(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utc_now)
 
 
-def files_of_stream(session: Session, stream_pk: int, since: datetime | None = None) -> list[Any]:
-    """The stream's recording files (started at or after `since`), as read-only records."""
-    query = select_columns(
+_FILE_FACTS = FactsOfStream(
+    [
         col(RecordingFile.id),
         col(RecordingFile.file_id),
         col(RecordingFile.format),
@@ -49,10 +47,15 @@ def files_of_stream(session: Session, stream_pk: int, since: datetime | None = N
         col(RecordingFile.start_time),
         col(RecordingFile.end_time),
         col(RecordingFile.broadcast_id),
-    ).where(col(RecordingFile.stream_pk) == stream_pk)
-    if since is not None:
-        query = query.where(col(RecordingFile.start_time) >= since)
-    return list((session.execute(query)).all())
+    ],
+    col(RecordingFile.stream_pk),
+    col(RecordingFile.start_time),
+)
+
+
+def files_of_stream(session: Session, stream_pk: int, since: datetime | None = None) -> list[Any]:
+    """The stream's recording files (started at or after `since`), as read-only records."""
+    return _FILE_FACTS.rows(session, stream_pk, since)
 
 
 # A stream's (or every stream's) recording files, newest first.

@@ -4,9 +4,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Index, UniqueConstraint
-from sqlalchemy import select as select_columns
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col
+
+from storage.database import FactsOfStream
 
 
 class Screenshot(SQLModel, table=True):
@@ -26,16 +27,20 @@ class Screenshot(SQLModel, table=True):
     height: int | None = None
 
 
-def screenshots_of_stream(
-    session: Session, stream_pk: int, since: datetime | None = None
-) -> list[Any]:
-    """The stream's screenshots (taken at or after `since`), as read-only records."""
-    query = select_columns(
+_SCREENSHOT_FACTS = FactsOfStream(
+    [
         col(Screenshot.id),
         col(Screenshot.taken_at),
         col(Screenshot.url),
         col(Screenshot.broadcast_id),
-    ).where(col(Screenshot.stream_pk) == stream_pk)
-    if since is not None:
-        query = query.where(col(Screenshot.taken_at) >= since)
-    return list((session.execute(query)).all())
+    ],
+    col(Screenshot.stream_pk),
+    col(Screenshot.taken_at),
+)
+
+
+def screenshots_of_stream(
+    session: Session, stream_pk: int, since: datetime | None = None
+) -> list[Any]:
+    """The stream's screenshots (taken at or after `since`), as read-only records."""
+    return _SCREENSHOT_FACTS.rows(session, stream_pk, since)

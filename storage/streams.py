@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 
@@ -24,30 +24,32 @@ class Stream(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now)
 
 
+_LOCKED_STREAM = (
+    select(Stream).where(col(Stream.stream_id) == bindparam("stream_id")).with_for_update()
+)
+
+
 def lock_stream(session: Session, stream_id: str) -> Stream:
     """The stream row, created with a placeholder anchor if new, locked for this transaction.
 
     The lock serialises regrouping per stream across processes on PostgreSQL; on
     SQLite the writer already holds the database lock.
     """
-    query = select(Stream).where(col(Stream.stream_id) == stream_id).with_for_update()
-    stream = (session.execute(query)).scalar_one_or_none()
+    stream = session.execute(_LOCKED_STREAM, {"stream_id": stream_id}).scalar_one_or_none()
     if stream is not None:
         return stream
     now = utc_now()
     anchor_table = table_of(Anchor)
-    session.execute(
-        insert_or_ignore(
-            session,
-            anchor_table,
-            {
-                "user_id": placeholder_user_id(stream_id),
-                "is_placeholder": True,
-                "created_at": now,
-                "updated_at": now,
-            },
-            ["user_id"],
-        )
+    insert_or_ignore(
+        session,
+        anchor_table,
+        {
+            "user_id": placeholder_user_id(stream_id),
+            "is_placeholder": True,
+            "created_at": now,
+            "updated_at": now,
+        },
+        ["user_id"],
     )
     anchor_id = (
         session.execute(
@@ -55,20 +57,22 @@ def lock_stream(session: Session, stream_id: str) -> Stream:
         )
     ).scalar_one()
     stream_table = table_of(Stream)
-    session.execute(
-        insert_or_ignore(
-            session,
-            stream_table,
-            {"stream_id": stream_id, "anchor_id": anchor_id, "is_live": False, "created_at": now},
-            ["stream_id"],
-        )
+    insert_or_ignore(
+        session,
+        stream_table,
+        {"stream_id": stream_id, "anchor_id": anchor_id, "is_live": False, "created_at": now},
+        ["stream_id"],
     )
-    return (session.execute(query)).scalar_one()
+    return session.execute(_LOCKED_STREAM, {"stream_id": stream_id}).scalar_one()
 
 
-def claim_streams(session: Session, anchor: Anchor, stream_ids: Iterable[str]) -> None:
-    """Attach streams to `anchor`, creating them if new, and drop placeholders left empty."""
+def claim_streams(
+    session: Session, anchor: Anchor, stream_ids: Iterable[str]
+) -> tuple[list[Stream], set[int]]:
+    """Attach streams to `anchor`, creating them if new, and drop placeholders left empty;
+    the streams, and the anchors that owned any of them before."""
     previous_owners: set[int] = set()
+    streams: list[Stream] = []
     for stream_id in stream_ids:
         stream = lock_stream(session, stream_id)
         if stream.anchor_id != anchor.id:
@@ -76,6 +80,7 @@ def claim_streams(session: Session, anchor: Anchor, stream_ids: Iterable[str]) -
             assert anchor.id is not None
             stream.anchor_id = anchor.id
             session.add(stream)
+        streams.append(stream)
     session.flush()
     if previous_owners:
         still_used = select(Stream.anchor_id).where(col(Stream.anchor_id).in_(previous_owners))
@@ -86,3 +91,4 @@ def claim_streams(session: Session, anchor: Anchor, stream_ids: Iterable[str]) -
                 col(Anchor.id).not_in(still_used),
             )
         )
+    return streams, previous_owners

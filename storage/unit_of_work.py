@@ -13,10 +13,28 @@ version, so it costs no cache its answers. The caller gets the description back.
 """
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from storage.cache_tags import EVERYTHING, ROOM_ORDER, anchor_tag, stream_tag
 from storage.changefeed import CatalogChange, announce
+
+
+class StreamRow(Protocol):
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def stream_id(self) -> str: ...
+    @property
+    def anchor_id(self) -> int: ...
+
+
+class AnchorRow(Protocol):
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def user_id(self) -> str: ...
 
 
 @dataclass
@@ -29,10 +47,12 @@ class CatalogChanges:
     streams: set[str] = field(default_factory=set)
     # Anchors whose profile changed or who gained or lost streams (user ids).
     anchors: set[str] = field(default_factory=set)
-    # Whether a room may have appeared in, left or moved within the room list.
+    # Whether a room may have appeared in, left, moved within or changed in the room list.
     room_list: bool = False
     # What subscribers are told, in the order it happened.
     announcements: list[CatalogChange] = field(default_factory=list)
+    # The same, as cache tags (storage/cache_tags.py): what cached answers it makes stale.
+    tags: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         """Whether anything the catalog shows changed."""
@@ -45,6 +65,7 @@ class CatalogChanges:
         self.anchors |= other.anchors
         self.room_list = self.room_list or other.room_list
         self.announcements.extend(other.announcements)
+        self.tags |= other.tags
 
 
 class UnitOfWork:
@@ -54,22 +75,45 @@ class UnitOfWork:
         self.session = session
         self.changes = CatalogChanges()
 
-    def broadcasts_changed(self, change: CatalogChange) -> None:
-        """Broadcasts of one stream changed: recorded, and announced to every replica
-        once the transaction commits."""
+    def broadcasts_changed(
+        self, change: CatalogChange, stream: StreamRow, room_order: bool = True
+    ) -> None:
+        """Broadcasts of one stream changed (`room_order`: and rooms may have appeared,
+        gone or moved): recorded, and announced to every replica once the transaction
+        commits."""
         self.changes.broadcasts.update(change.broadcast_ids)
-        self.changes.streams.add(change.stream_id)
+        self.streams_changed(stream)
         self.changes.room_list = self.changes.room_list or change.rooms
+        if room_order:
+            self.changes.tags.add(ROOM_ORDER)
         self.changes.announcements.append(change)
         announce(self.session, change)
 
-    def streams_changed(self, *stream_ids: str) -> None:
-        self.changes.streams.update(stream_ids)
+    def streams_changed(self, *streams: StreamRow) -> None:
+        """Streams' facts, owner or liveness changed (and so, for cached answers, their
+        anchors')."""
+        for stream in streams:
+            assert stream.id is not None
+            self.changes.streams.add(stream.stream_id)
+            self.changes.tags.update((stream_tag(stream.id), anchor_tag(stream.anchor_id)))
 
-    def anchors_changed(self, *user_ids: str) -> None:
-        self.changes.anchors.update(user_ids)
+    def anchors_changed(self, *anchors: AnchorRow) -> None:
+        for anchor in anchors:
+            assert anchor.id is not None
+            self.changes.anchors.add(anchor.user_id)
+            self.changes.tags.add(anchor_tag(anchor.id))
+
+    def anchors_lost_streams(self, *anchor_pks: int) -> None:
+        """Anchors (perhaps deleted placeholders) whose streams went to another."""
+        self.changes.tags.update(anchor_tag(pk) for pk in anchor_pks)
+
+    def room_order_changed(self) -> None:
+        """Rooms may have appeared in, left or moved within the room list."""
+        self.changes.room_list = True
+        self.changes.tags.add(ROOM_ORDER)
 
     def everything_may_have_changed(self) -> None:
         """For writes that do not itemise what they touched (tests, repairs by hand):
         every cached answer goes stale."""
         self.changes.room_list = True
+        self.changes.tags.add(EVERYTHING)

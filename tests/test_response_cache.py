@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from replay_catalog.response_cache import VersionReads
+from storage.catalog_version import Version
 from tests.catalog_client import (
     ADMIN_TOKEN,
     BASE,
@@ -15,6 +16,7 @@ from tests.catalog_client import (
     make_settings,
     push,
     recording,
+    screenshot,
 )
 
 pytestmark = pytest.mark.anyio
@@ -165,12 +167,12 @@ async def test_a_version_read_serves_only_requests_that_came_before_it_started()
     version = 0
     release = asyncio.Event()
 
-    async def read() -> int:
+    async def read(_seen: Version | None) -> tuple[Version, frozenset[str] | None]:
         nonlocal version
         version += 1
         seen = version
         await release.wait()
-        return seen
+        return ("epoch", seen), None
 
     reads = VersionReads(read)
     first = asyncio.ensure_future(reads.current())
@@ -178,9 +180,9 @@ async def test_a_version_read_serves_only_requests_that_came_before_it_started()
     later = [asyncio.ensure_future(reads.current()) for _ in range(5)]
     await asyncio.sleep(0)
     release.set()
-    assert await first == 1
+    assert await first == ("epoch", 1)
     # Those who came while read 1 ran share read 2, which started after they came.
-    assert [await request for request in later] == [2] * 5
+    assert [await request for request in later] == [("epoch", 2)] * 5
     assert version == 2
 
 
@@ -217,3 +219,88 @@ async def test_a_retried_or_unused_callback_leaves_cached_answers_in_place(
     rooms, reads = await rooms_and_reads(catalog)
     assert rooms == ["2121_a"]
     assert len(reads) <= 1 and all("catalog_version" in read for read in reads)
+
+
+PROFILE = """query($userId: String!) { anchor(userId: $userId) { userId replayCount
+  replays(first: 5) { edges { node { id durationSeconds recordings { fileId } } } } } }"""
+PAGE = """query($after: String) { rooms(first: 1, after: $after) {
+  edges { node { kind coverUrl stream { streamId } } } pageInfo { endCursor } } }"""
+
+
+async def answer_and_reads(
+    catalog: CatalogClient, query: str, variables: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """An anonymous answer, and the reads of the catalog (not of its version) it cost."""
+    with catalog.counting_statements(selects_only=True) as statements:
+        answer = await catalog.http.post("/graphql", json={"query": query, "variables": variables})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert "errors" not in body, body
+    reads = [s for s in statements if "catalog_version" not in s and "catalog_change" not in s]
+    return body["data"], reads
+
+
+def files_of_profile(data: dict[str, Any]) -> list[str]:
+    replays = data["anchor"]["replays"]["edges"]
+    return sorted(r["fileId"] for edge in replays for r in edge["node"]["recordings"])
+
+
+async def test_a_callback_about_one_stream_leaves_cached_answers_about_others_in_place(
+    catalog: CatalogClient,
+) -> None:
+    for stream in ("2121_amy", "2121_bob"):
+        first_file = recording(stream, f"{stream}-1", BASE, BASE + 60)
+        await catalog.send_all([push(stream, BASE, "s"), first_file, cut(stream, BASE + 60, "s")])
+    amy, computed = await answer_and_reads(catalog, PROFILE, {"userId": "amy"})
+    assert computed and files_of_profile(amy) == ["2121_amy-1"]
+    await answer_and_reads(catalog, PROFILE, {"userId": "bob"})
+
+    await catalog.send(recording("2121_bob", "2121_bob-2", BASE + 60, BASE + 120))
+    assert await answer_and_reads(catalog, PROFILE, {"userId": "amy"}) == (amy, [])
+    bob, computed = await answer_and_reads(catalog, PROFILE, {"userId": "bob"})
+    assert computed and files_of_profile(bob) == ["2121_bob-1", "2121_bob-2"]
+
+    # Bob's profile names his streams: renaming him makes his answers stale, not Amy's.
+    mutation = 'mutation { upsertAnchor(input: {userId: "bob", nickname: "Bob"}) { id } }'
+    assert (await catalog.http.post("/graphql", json={"query": mutation}, headers=ADMIN)).is_success
+    assert await answer_and_reads(catalog, PROFILE, {"userId": "amy"}) == (amy, [])
+    assert (await answer_and_reads(catalog, PROFILE, {"userId": "bob"}))[1]
+
+
+async def test_a_new_cover_on_a_live_room_leaves_room_list_pages_without_it_cached(
+    catalog: CatalogClient,
+) -> None:
+    past_file = recording("2121_past", "p1", BASE, BASE + 60)
+    await catalog.send_all(
+        [push("2121_past", BASE, "p"), past_file, cut("2121_past", BASE + 60, "p")]
+    )
+    await catalog.send(push("2121_live", BASE + 100, "l"))
+    first, _ = await answer_and_reads(catalog, PAGE, {"after": None})
+    assert first["rooms"]["edges"][0]["node"]["stream"]["streamId"] == "2121_live"
+    after = {"after": first["rooms"]["pageInfo"]["endCursor"]}
+    second, _ = await answer_and_reads(catalog, PAGE, after)
+    assert second["rooms"]["edges"][0]["node"]["stream"]["streamId"] == "2121_past"
+
+    await catalog.send(screenshot("2121_live", BASE + 110))
+    assert await answer_and_reads(catalog, PAGE, after) == (second, [])
+    fresh, computed = await answer_and_reads(catalog, PAGE, {"after": None})
+    assert computed and fresh != first
+    assert fresh["rooms"]["edges"][0]["node"]["coverUrl"] is not None
+
+    # A room that moves (the live one ends and becomes a replay) reorders every page.
+    await catalog.send(cut("2121_live", BASE + 120, "l"))
+    assert (await answer_and_reads(catalog, PAGE, after))[1]
+
+
+async def test_an_answer_computed_while_an_unrelated_write_landed_is_kept(
+    catalog: CatalogClient,
+) -> None:
+    """Computed under one version and finished under the next: still valid if the write
+    between touched nothing it showed, so it is kept."""
+    for stream in ("2121_amy", "2121_bob"):
+        await catalog.send(recording(stream, f"{stream}-1", BASE, BASE + 60))
+    slow_amy = asyncio.ensure_future(answer_and_reads(catalog, PROFILE, {"userId": "amy"}))
+    await catalog.send(recording("2121_bob", "2121_bob-2", BASE + 60, BASE + 120))
+    amy, _ = await slow_amy
+    await catalog.send(recording("2121_bob", "2121_bob-3", BASE + 120, BASE + 180))
+    assert await answer_and_reads(catalog, PROFILE, {"userId": "amy"}) == (amy, [])
