@@ -569,8 +569,9 @@ def regroup_stream(
         )
         broadcast = existing[candidates[0]] if candidates else None
         broadcast, reshaped = _shape_broadcast(broadcast, shape, stream.id)
-        session.add(broadcast)
-        session.flush()
+        if broadcast.id is None:
+            session.add(broadcast)
+            session.flush()  # for its id; changes to the others go with the last flush
         assert broadcast.id is not None
         kept.add(broadcast.id)
         positions_after[broadcast.id] = broadcast.public_room_position()

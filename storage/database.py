@@ -233,6 +233,20 @@ def _sqlite_writer(url: str) -> Engine | None:
     return engine
 
 
+def _postgres_writer(url: str, pool_size: int) -> Engine:
+    """A synchronous engine (psycopg) for the write transactions on PostgreSQL, used in
+    one thread of its own (Database.write), for the same reason as on SQLite: through
+    asyncpg each statement of a transaction waits for a turn of the event loop, and
+    under a flood of requests each turn queued behind them. Reads stay on asyncpg."""
+    return create_engine(
+        make_url(url).set(drivername="postgresql+psycopg"),
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=0,
+        hide_parameters=True,
+    )
+
+
 def _sqlite_reader(url: str) -> Engine | None:
     """A synchronous engine for reads of an SQLite file, used in the event loop's thread.
 
@@ -291,10 +305,12 @@ class Database:
                 hide_parameters=True,
             )
         self._writer = self.engine.execution_options(begin_immediate=True)
-        # On an SQLite file, write transactions run whole in one thread of their own.
-        sqlite_writer = _sqlite_writer(url) if self.is_sqlite else None
-        self._sqlite_writer = (
-            None if sqlite_writer is None else sqlite_writer.execution_options(begin_immediate=True)
+        # Write transactions run whole in one thread of their own, on a synchronous
+        # driver (except on an in-memory SQLite database: SQLAlchemy runs them on the
+        # async driver there).
+        sync_writer = _sqlite_writer(url) if self.is_sqlite else _postgres_writer(url, 2)
+        self._sync_writer = (
+            None if sync_writer is None else sync_writer.execution_options(begin_immediate=True)
         )
         self._writer_thread: ThreadPoolExecutor | None = None  # made at the first write
         # Committed changes, for this process's subscribers (and, on PostgreSQL, from
@@ -313,7 +329,7 @@ class Database:
     @property
     def sync_engines(self) -> list[Engine]:
         """Every engine behind this database, for event listeners (statement counts)."""
-        extra = [self._reader, None if self._sqlite_writer is None else self._sqlite_writer.engine]
+        extra = [self._reader, None if self._sync_writer is None else self._sync_writer.engine]
         return [self.engine.sync_engine, *(engine for engine in extra if engine is not None)]
 
     def unavailable(self, failure: BaseException) -> DatabaseUnavailable:
@@ -336,9 +352,10 @@ class Database:
         """Run `work` in one write transaction, committed if it returns; its result.
 
         `work` is synchronous code on a synchronous session (storage/unit_of_work.py)
-        that says what it changed. On an SQLite file the whole transaction runs in the
-        writer's thread, one hop for all its statements; elsewhere SQLAlchemy runs it
-        on the async driver.
+        that says what it changed. The whole transaction runs in the writer's thread,
+        one hop for all its statements (on an in-memory SQLite database, SQLAlchemy
+        runs it on the async driver). One write at a time per process: concurrent
+        callbacks share one (resolvers/ingestion.py).
 
         Here, and only here, a committed change raises the catalog version (cached
         answers computed before it go stale) and reaches this process's subscribers
@@ -350,7 +367,7 @@ class Database:
         async with self._counted_write(), self._writers_in_turn():
             try:
                 with self._outages_as_unavailable():
-                    if self._sqlite_writer is not None:
+                    if self._sync_writer is not None:
                         result = await self._write_in_thread(work)
                     else:
                         result = await self._write_on_async_driver(work)
@@ -373,18 +390,21 @@ class Database:
         return unit, result
 
     async def _write_in_thread(self, work: Callable[[UnitOfWork], T]) -> T:
-        assert self._sqlite_writer is not None
+        assert self._sync_writer is not None
         loop = asyncio.get_running_loop()
-        writer = self._sqlite_writer
+        writer = self._sync_writer
         if self._writer_thread is None:
-            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="writer")
 
         def transaction() -> T:
             with Session(writer, expire_on_commit=False) as session, session.begin():
                 unit, result = self._transaction(session, work)
-            # Committed: delivered to this process's subscribers even if the caller
-            # stopped waiting meanwhile, and before it hears of the result.
-            loop.call_soon_threadsafe(self._deliver, unit.changes.announcements)
+            if unit.changes and not self.is_sqlite:
+                self._raise_version_after(writer, unit)
+            if self.is_sqlite:
+                # Committed: delivered to this process's subscribers even if the caller
+                # stopped waiting meanwhile, and before it hears of the result.
+                loop.call_soon_threadsafe(self._deliver, unit.changes.announcements)
             return result
 
         return await loop.run_in_executor(self._writer_thread, transaction)
@@ -392,16 +412,17 @@ class Database:
     async def _write_on_async_driver(self, work: Callable[[UnitOfWork], T]) -> T:
         async with AsyncSession(self._writer, expire_on_commit=False) as session, session.begin():
             unit, result = await session.run_sync(self._transaction, work)
-        if unit.changes and not self.is_sqlite:
-            # Only now, committed, may cached answers computed before this write go
-            # stale; raised before the caller acknowledges anything, in a transaction
-            # of its own so that concurrent writers do not queue on the version row
-            # while they work.
-            async with self._writer.begin() as connection:
-                await connection.run_sync(raise_version, unit.changes.tags)
-        if self.is_sqlite:
-            self._deliver(unit.changes.announcements)
+        self._deliver(unit.changes.announcements)  # only an in-memory SQLite gets here
         return result
+
+    @staticmethod
+    def _raise_version_after(writer: Engine, unit: UnitOfWork) -> None:
+        """On PostgreSQL, once the write has committed: only now may cached answers
+        computed before it go stale; raised before the caller acknowledges anything, in
+        a transaction of its own so that other replicas' writers do not queue on the
+        version row while they work."""
+        with writer.begin() as connection:
+            raise_version(connection, unit.changes.tags)
 
     def _deliver(self, announcements: list[CatalogChange]) -> None:
         """One process's SQLite: committed changes are delivered here (PostgreSQL
@@ -533,8 +554,8 @@ class Database:
         if self._writer_thread is not None:
             self._writer_thread.shutdown(wait=True)
             self._writer_thread = None
-        if self._sqlite_writer is not None:
-            self._sqlite_writer.engine.dispose()
+        if self._sync_writer is not None:
+            self._sync_writer.engine.dispose()
         await self.engine.dispose()
 
 
