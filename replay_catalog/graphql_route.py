@@ -15,9 +15,10 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from domain.bounded_json import decode_request_json
+from replay_catalog.admission import Admission, Admitted
 from replay_catalog.pages import graphiql_page
 from replay_catalog.response_cache import CachedGraphQL, ResponseCache, VersionReads
-from replay_catalog.server import client_of_request
+from replay_catalog.server import client_of_request, client_of_scope
 from replay_catalog.services import CatalogServices
 from resolvers.context import CatalogContext
 from schema import build_schema
@@ -81,8 +82,10 @@ def graphql_routes(services: CatalogServices) -> list[BaseRoute]:
 
 def _cached(graphql: CatalogGraphQL, services: CatalogServices) -> ASGIApp:
     settings = services.settings
+    per_second = settings.graphql_computations_per_client_per_second
+    admission = Admission(per_second) if per_second else None
     if not settings.response_cache_entries:
-        return graphql
+        return graphql if admission is None else Admitted(graphql, admission, client_of_scope)
     max_age = settings.graphql_cache_max_age_seconds
     cache = ResponseCache(settings.response_cache_entries, settings.response_cache_max_bytes)
     return CachedGraphQL(
@@ -92,4 +95,5 @@ def _cached(graphql: CatalogGraphQL, services: CatalogServices) -> ASGIApp:
         cache_control=f"public, max-age={max_age}" if max_age else "no-cache",
         parse=functools.partial(services.documents.parse, max_tokens=services.limits.max_tokens),
         on_lookup=services.metrics.cache_lookup,
+        admission=admission,
     )

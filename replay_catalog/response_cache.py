@@ -31,6 +31,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.bounded_json import decode_request_json
+from replay_catalog.admission import Admission, send_too_many
+from replay_catalog.server import client_of_scope
 from replay_catalog.sized_lru import SizedLRU
 from resolvers.shown import showing
 from storage.cache_tags import EVERYTHING
@@ -216,13 +218,16 @@ class CachedGraphQL:
         cache_control: str,
         parse: Callable[[str], graphql.DocumentNode],
         on_lookup: Callable[[str], None] = lambda _result: None,
+        admission: Admission | None = None,
     ) -> None:
         self.app = app
+        # Requests the cache cannot answer wait for their client's turn (admission.py).
+        self.admission = admission
         self.parse = parse
         self.cache = cache
         self.versions = versions
         self.cache_control = cache_control
-        self.on_lookup = on_lookup  # "hit", "miss", "shared" or "bypass", for metrics
+        self.on_lookup = on_lookup  # "hit", "miss", "shared", "bypass", "throttled"
         # Answers being computed, by (version, request): a request that misses while the
         # same answer is on its way waits for it instead of computing it again.
         self._computing: dict[tuple[Version, bytes], asyncio.Future[CachedAnswer | None]] = {}
@@ -232,14 +237,20 @@ class CachedGraphQL:
         if (
             scope["type"] != "http"
             or scope["method"] not in ("GET", "POST")
-            or "authorization" in headers
             or "text/html" in headers.get("accept", "")  # GraphiQL's page
         ):
             await self.app(scope, receive, send)
             return
+        if "authorization" in headers:  # never cached (admins see hidden replays)
+            if await self._admitted(scope, send):
+                await self.app(scope, receive, send)
+            return
         body, more = await _read_up_to(receive, MAX_REQUEST_BYTES)
         replay = _replaying(body, more, receive)
         key = _request_key(scope, headers, body)
+        # Before anything costs: a request the cache cannot answer waits for its turn.
+        if not self.cache.knows(key) and not await self._admitted(scope, send):
+            return
         # Only queries are ever kept, so a known request needn't be parsed again.
         if more or not (
             self.cache.knows(key) or is_query(_graphql_request(scope, body), self.parse)
@@ -264,6 +275,15 @@ class CachedGraphQL:
             if answer is None:
                 return  # already sent as Strawberry made it
         await self._send_answer(scope, headers, answer, send)
+
+    async def _admitted(self, scope: Scope, send: Send) -> bool:
+        """Wait for the client's turn to have something computed (admission.py); False
+        once it has been answered 429 instead."""
+        if self.admission is None or await self.admission.admit(client_of_scope(scope)):
+            return True
+        self.on_lookup("throttled")
+        await send_too_many(send, self.admission.max_wait)
+        return False
 
     async def _compute_once(
         self, scope: Scope, receive: Receive, send: Send, version: Version, key: bytes

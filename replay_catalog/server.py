@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import get_remote_addr
@@ -44,7 +45,13 @@ class EdgeLimits:
 
 def client_of_request(request: HTTPConnection) -> str:
     """The client a request or WebSocket comes from (see client_of)."""
-    return client_of(request.client.host) if request.client else "unknown"
+    return client_of_scope(request.scope)
+
+
+def client_of_scope(scope: Scope) -> str:
+    """The client of an ASGI connection scope (see client_of)."""
+    client = scope.get("client")
+    return client_of(client[0]) if client else "unknown"
 
 
 def client_of(host: str) -> str:

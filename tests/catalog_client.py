@@ -151,6 +151,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         # Test events are dated around BASE (2026-11-01): rooms there stay live until
         # their cut-off unless a test sets a live silence (tests/test_liveness.py).
         "live_silence_seconds": 0,
+        # Every in-process test is one client (127.0.0.1) asking as fast as it can;
+        # tests/test_admission.py sets its own.
+        "graphql_computations_per_client_per_second": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -1,0 +1,77 @@
+"""Per-client admission for GraphQL work that is not answered from the cache.
+
+A flood of requests from one address, each cheap or each refused, still takes the
+event loop's turns from everyone else: callbacks, health checks, other apps. Each
+client address (an IPv6 /64) may start `per_second` computations a second, in bursts
+of twice that; a request beyond waits for its turn, and one whose turn is further than
+`max_wait` seconds away waits that long and is answered 429. Waiting costs the server
+nothing, and it holds the flooding connection, so a client never gets more than its
+rate plus one refusal per connection per `max_wait`, however fast it sends (the
+connections one address may hold are capped too: MAX_CONNECTIONS_PER_CLIENT). Answers
+from the response cache are never held back. Kept in memory: each replica limits the
+clients it sees.
+"""
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from resolvers.refusals import TokenBuckets
+
+
+class Admission:
+    """When each client's next computation may start."""
+
+    def __init__(self, per_second: float, max_wait: float = 1.0) -> None:
+        self.max_wait = max_wait
+        self._buckets = TokenBuckets(2 * per_second, per_second)
+        # The furthest a client's reservations may run ahead: `max_wait` of its rate.
+        self._lowest = -per_second * max_wait
+
+    async def admit(self, client: str) -> bool:
+        """Wait for the client's turn; False (after `max_wait`) if it is too far away."""
+        now = time.monotonic()
+        if self._buckets.tokens(client, now) - 1.0 < self._lowest:
+            await asyncio.sleep(self.max_wait)
+            return False
+        left = self._buckets.spend(client, now)
+        if left < 0:
+            await asyncio.sleep(-left / self._buckets.per_second)
+        return True
+
+
+TOO_MANY = json.dumps(
+    {"errors": [{"message": "too many requests from this address; slow down and retry"}]}
+).encode()
+
+
+async def send_too_many(send: Send, max_wait: float) -> None:
+    """429 with Retry-After, as a GraphQL answer with one error."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"retry-after", str(max(1, round(max_wait))).encode()),
+        (b"content-length", str(len(TOO_MANY)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": TOO_MANY})
+
+
+class Admitted:
+    """ASGI middleware: every HTTP request waits for its client's turn (used when there
+    is no response cache, which admits only what it cannot answer itself)."""
+
+    def __init__(
+        self, app: ASGIApp, admission: Admission, client_of_scope: Callable[[Scope], str]
+    ) -> None:
+        self.app = app
+        self.admission = admission
+        self.client_of_scope = client_of_scope
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not await self.admission.admit(self.client_of_scope(scope)):
+            await send_too_many(send, self.admission.max_wait)
+            return
+        await self.app(scope, receive, send)

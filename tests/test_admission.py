@@ -1,0 +1,100 @@
+"""Per-client admission: one address asking for computations faster than its rate waits
+for its turn or is refused, without holding back other clients or cached answers."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from replay_catalog.app import create_app
+from replay_catalog.settings import Settings
+from storage.database import Database
+from tests.catalog_client import ADMIN_TOKEN, make_settings
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def clients_of(settings: Settings, *addresses: str) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """One app; an HTTP client of it from each address."""
+    database = Database(settings.database_url)
+    app = create_app(settings, database)
+    clients = [
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(address, 40000)),
+            base_url="http://catalog.test",
+            timeout=10,
+        )
+        for address in addresses
+    ]
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            await client.aclose()
+        await database.dispose()
+
+
+def distinct_queries(count: int, prefix: str) -> list[dict[str, str]]:
+    """Queries no cache holds: a new operation name each."""
+    return [{"query": f"query {prefix}{n} {{ __typename }}"} for n in range(count)]
+
+
+@pytest.mark.parametrize("cache_entries", [512, 0], ids=["cache-on", "cache-off"])
+async def test_a_client_over_its_rate_waits_for_its_turn_or_is_refused_and_others_go_on(
+    database_url: str, cache_entries: int
+) -> None:
+    # 1 a second, bursts of 2, a turn at most 1 s away: of 6 at once, 2 go at once, 1
+    # waits for its turn (1 s), 3 are refused after waiting 1 s.
+    settings = make_settings(
+        database_url,
+        graphql_computations_per_client_per_second=1,
+        response_cache_entries=cache_entries,
+    )
+    async with clients_of(settings, "10.0.0.1", "10.0.0.2") as (flood, other):
+        began = time.monotonic()
+        flooding = asyncio.gather(
+            *(flood.post("/graphql", json=q) for q in distinct_queries(6, "F"))
+        )
+        await asyncio.sleep(0.05)
+        alone = await other.post("/graphql", json={"query": "query Other { __typename }"})
+        other_seconds = time.monotonic() - began
+        answers = await flooding
+        assert alone.status_code == 200 and other_seconds < 0.5
+        assert sorted(a.status_code for a in answers) == [200, 200, 200, 429, 429, 429]
+        refused = next(a for a in answers if a.status_code == 429)
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json() == {
+            "errors": [{"message": "too many requests from this address; slow down and retry"}]
+        }
+        assert 0.9 < time.monotonic() - began < 3
+
+        # Its budget spent, the same address still gets what the cache holds at once...
+        if cache_entries:
+            ok = next(
+                q
+                for q, a in zip(distinct_queries(6, "F"), answers, strict=True)
+                if a.status_code == 200
+            )
+            began = time.monotonic()
+            assert (await flood.post("/graphql", json=ok)).status_code == 200
+            assert time.monotonic() - began < 0.5
+        # ...and an Authorization header (never cached) does not skip its turn.
+        exhaust = distinct_queries(3, "G")
+        token = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+        statuses = await asyncio.gather(
+            *(flood.post("/graphql", json=q, headers=token) for q in exhaust)
+        )
+        assert 429 in [s.status_code for s in statuses]
+
+
+async def test_without_a_rate_a_client_is_never_held_back(database_url: str) -> None:
+    settings = make_settings(database_url, graphql_computations_per_client_per_second=0)
+    async with clients_of(settings, "10.0.0.1") as (client,):
+        answers = await asyncio.gather(
+            *(client.post("/graphql", json=q) for q in distinct_queries(30, "N"))
+        )
+        assert {a.status_code for a in answers} == {200}
