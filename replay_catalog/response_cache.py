@@ -31,7 +31,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.bounded_json import decode_request_json
-from replay_catalog.admission import Admission, send_too_many
+from replay_catalog.admission import CACHED_COST, Admission, send_too_many
 from replay_catalog.server import client_of_scope
 from replay_catalog.sized_lru import SizedLRU
 from resolvers.shown import showing
@@ -221,7 +221,7 @@ class CachedGraphQL:
         admission: Admission | None = None,
     ) -> None:
         self.app = app
-        # Requests the cache cannot answer wait for their client's turn (admission.py).
+        # Requests wait for their client's turn (admission.py).
         self.admission = admission
         self.parse = parse
         self.cache = cache
@@ -248,8 +248,9 @@ class CachedGraphQL:
         body, more = await _read_up_to(receive, MAX_REQUEST_BYTES)
         replay = _replaying(body, more, receive)
         key = _request_key(scope, headers, body)
-        # Before anything costs: a request the cache cannot answer waits for its turn.
-        if not self.cache.knows(key) and not await self._admitted(scope, send):
+        # Before anything costs, the client's turn (an answer the cache holds costs less).
+        cost = CACHED_COST if self.cache.knows(key) else 1.0
+        if not await self._admitted(scope, send, cost):
             return
         # Only queries are ever kept, so a known request needn't be parsed again.
         if more or not (
@@ -276,10 +277,10 @@ class CachedGraphQL:
                 return  # already sent as Strawberry made it
         await self._send_answer(scope, headers, answer, send)
 
-    async def _admitted(self, scope: Scope, send: Send) -> bool:
-        """Wait for the client's turn to have something computed (admission.py); False
-        once it has been answered 429 instead."""
-        if self.admission is None or await self.admission.admit(client_of_scope(scope)):
+    async def _admitted(self, scope: Scope, send: Send, cost: float = 1.0) -> bool:
+        """Wait for the client's turn (admission.py); False once it has been answered
+        429 instead."""
+        if self.admission is None or await self.admission.admit(client_of_scope(scope), cost):
             return True
         self.on_lookup("throttled")
         await send_too_many(send, self.admission.max_wait)

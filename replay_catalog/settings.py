@@ -101,8 +101,8 @@ class Settings(BaseSettings):
     # per minute gets 429 without further work until it slows down.
     refused_callbacks_per_minute: int = Field(default=30, ge=1)
     # GraphQL requests one client address (an IPv6 /64) may have computed per second
-    # (bursts of twice that), answers from the response cache not counted; beyond it a
-    # request waits for its turn, or 1 s and then 429. 0: no limit (behind a proxy, where
+    # (bursts of twice that; an answer from the response cache counts as a tenth); beyond
+    # it a request waits for its turn, or 1 s and then 429. 0: no limit (behind a proxy, where
     # every request comes from the proxy's address).
     graphql_computations_per_client_per_second: float = Field(default=20, ge=0)
 
