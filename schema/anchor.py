@@ -5,13 +5,20 @@ strawberry.lazy in annotations and inside the resolvers that build them.
 """
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Self, cast
 
 import strawberry
 from strawberry import relay
 
 from resolvers import catalog
-from schema.connections import CatalogInfo, load_nodes, to_connection
+from schema.connections import (
+    NOT_LOADED,
+    CatalogInfo,
+    load_ahead,
+    load_nodes,
+    loaded,
+    to_connection,
+)
 from schema.seconds import saturated
 from storage import anchors as anchor_rows
 
@@ -74,6 +81,7 @@ class Anchor(relay.Node):
         from schema.broadcast import Broadcast
 
         page = await catalog.replays(info.context, self.pk, first, after)
+        await load_ahead(info, page.rows)
         return relay.Connection(**to_connection(page, Broadcast.from_row_required))
 
 
@@ -88,3 +96,22 @@ async def anchor_of_stream(info: CatalogInfo, stream_pk: int) -> Anchor:
     """The anchor a stream belongs to."""
     stream = await info.context.loaders.stream.load(stream_pk)
     return await anchor_by_pk(info, stream.anchor_id)
+
+
+def anchor_of(info: CatalogInfo, stream_pk: int) -> Anchor:
+    """anchor_of_stream, at once if a page loaded both ahead (else what the resolver
+    returns is awaited, which graphql-core does for any resolver)."""
+    stream = loaded(info.context.loaders.stream, stream_pk)
+    if stream is NOT_LOADED:
+        return cast(Anchor, anchor_of_stream(info, stream_pk))
+    return anchor_at(info, stream.anchor_id)
+
+
+def anchor_at(info: CatalogInfo, anchor_pk: int) -> Anchor:
+    """anchor_by_pk, at once if a page loaded it ahead (else it is awaited)."""
+    row = loaded(info.context.loaders.anchor, anchor_pk)
+    if row is NOT_LOADED:
+        return cast(Anchor, anchor_by_pk(info, anchor_pk))
+    anchor = Anchor.from_row(row)
+    assert anchor is not None
+    return anchor

@@ -2,18 +2,18 @@
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Self
+from typing import Self, cast
 
 import strawberry
 from strawberry import relay
 
 from domain.timeline import timeline
 from resolvers.global_ids import replay_playlist_path
-from schema.anchor import Anchor, anchor_of_stream
-from schema.connections import CatalogInfo, load_nodes
+from schema.anchor import Anchor, anchor_of
+from schema.connections import NOT_LOADED, CatalogInfo, load_nodes, loaded
 from schema.recording_file import RecordingFile, RecordingFormat
 from schema.seconds import saturated
-from schema.stream import Stream, stream_by_pk
+from schema.stream import Stream, stream_of
 from schema.timeline_part import TimelinePart
 from storage import broadcasts as broadcast_rows
 
@@ -102,15 +102,21 @@ class Broadcast(relay.Node):
         ]
 
     @strawberry.field
-    async def stream(self, info: CatalogInfo) -> Stream:
-        return await stream_by_pk(info, self.stream_pk)
+    def stream(self, info: CatalogInfo) -> Stream:
+        return stream_of(info, self.stream_pk)
 
     @strawberry.field
-    async def anchor(self, info: CatalogInfo) -> Anchor:
-        return await anchor_of_stream(info, self.stream_pk)
+    def anchor(self, info: CatalogInfo) -> Anchor:
+        return anchor_of(info, self.stream_pk)
 
     @strawberry.field(description="Every part and format, ordered by start time.")
-    async def recordings(self, info: CatalogInfo) -> list[RecordingFile]:
+    def recordings(self, info: CatalogInfo) -> list[RecordingFile]:
+        rows = loaded(info.context.loaders.recordings_of_broadcast, self.pk)
+        if rows is NOT_LOADED:
+            return cast(list[RecordingFile], self._recordings(info))
+        return [RecordingFile.from_row_required(row) for row in rows]
+
+    async def _recordings(self, info: CatalogInfo) -> list[RecordingFile]:
         rows = await info.context.loaders.recordings_of_broadcast.load(self.pk)
         return [RecordingFile.from_row_required(row) for row in rows]
 

@@ -12,7 +12,7 @@ from resolvers.errors import InvalidInput
 from resolvers.inbox import inbox_entries
 from schema.anchor import Anchor
 from schema.broadcast import Broadcast
-from schema.connections import CatalogInfo
+from schema.connections import CatalogInfo, load_ahead
 from schema.inbox_entry import InboxEntry, IngestOutcome, connection_of_inbox_entries
 from schema.recording_file import RecordingFile, RecordingFormat, connection_of_recordings
 from schema.room import Room, RoomKind, rooms_connection
@@ -78,7 +78,9 @@ class Query:
     ) -> relay.Connection[Room]:  # type: ignore[type-var]
         ranks = None if kind is None else ROOM_RANKS[kind]
         room_filter = RoomFilter(ranks=ranks, anchor_user_id=anchor)
-        return rooms_connection(await catalog.rooms(info.context, room_filter, first, after))
+        page = await catalog.rooms(info.context, room_filter, first, after)
+        await load_ahead(info, page.rows)
+        return rooms_connection(page)
 
     @strawberry.field
     async def anchor(self, info: CatalogInfo, user_id: str) -> Anchor | None:

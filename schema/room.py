@@ -1,17 +1,17 @@
 """Room: an entry of the room list (a live room or a replay), and its RoomKind."""
 
 from enum import Enum
-from typing import Self
+from typing import Self, cast
 
 import strawberry
 from strawberry import relay
 
 from resolvers.pagination import Page
-from schema.anchor import Anchor, anchor_of_stream
+from schema.anchor import Anchor, anchor_of
 from schema.broadcast import Broadcast, replay_playback_url
 from schema.connections import CatalogInfo, to_connection
 from schema.live_play_urls import LivePlayUrls, stream_play_urls
-from schema.stream import Stream, stream_by_pk
+from schema.stream import Stream, stream_of
 from storage import broadcasts as broadcast_rows
 
 
@@ -38,9 +38,12 @@ class Room:
         description="What to play: the live HLS stream for a live room (when PLAY_DOMAIN is "
         "set), the replay's playbackUrl for a replay."
     )
-    async def playback_url(self, info: CatalogInfo) -> str | None:
+    def playback_url(self, info: CatalogInfo) -> str | None:
         if self.kind is RoomKind.REPLAY:
             return replay_playback_url(self.broadcast, info)
+        return cast(str | None, self._live_playback_url(info))
+
+    async def _live_playback_url(self, info: CatalogInfo) -> str | None:
         urls = await _room_play_urls(self, info)
         return urls.hls if urls is not None else None
 
@@ -49,12 +52,12 @@ class Room:
         return await _room_play_urls(self, info)
 
     @strawberry.field
-    async def anchor(self, info: CatalogInfo) -> Anchor:
-        return await anchor_of_stream(info, self.broadcast.stream_pk)
+    def anchor(self, info: CatalogInfo) -> Anchor:
+        return anchor_of(info, self.broadcast.stream_pk)
 
     @strawberry.field
-    async def stream(self, info: CatalogInfo) -> Stream:
-        return await stream_by_pk(info, self.broadcast.stream_pk)
+    def stream(self, info: CatalogInfo) -> Stream:
+        return stream_of(info, self.broadcast.stream_pk)
 
 
 async def _room_play_urls(room: Room, info: CatalogInfo) -> LivePlayUrls | None:

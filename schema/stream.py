@@ -5,14 +5,21 @@ strawberry.lazy in annotations and inside the resolvers that build one.
 """
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Self, cast
 
 import strawberry
 from strawberry import relay
 
 from resolvers import catalog
-from schema.anchor import Anchor, anchor_by_pk
-from schema.connections import CatalogInfo, load_nodes, to_connection
+from schema.anchor import Anchor, anchor_at
+from schema.connections import (
+    NOT_LOADED,
+    CatalogInfo,
+    load_ahead,
+    load_nodes,
+    loaded,
+    to_connection,
+)
 from schema.live_play_urls import LivePlayUrls, stream_play_urls
 from storage import streams as stream_rows
 
@@ -50,8 +57,8 @@ class Stream(relay.Node):
         return await load_nodes(info.context.loaders.stream, node_ids, cls.from_row)
 
     @strawberry.field
-    async def anchor(self, info: CatalogInfo) -> Anchor:
-        return await anchor_by_pk(info, self.anchor_pk)
+    def anchor(self, info: CatalogInfo) -> Anchor:
+        return anchor_at(info, self.anchor_pk)
 
     @strawberry.field(description="Play URLs while the stream is live and PLAY_DOMAIN is set.")
     def live_play_urls(self, info: CatalogInfo) -> LivePlayUrls | None:
@@ -75,9 +82,19 @@ class Stream(relay.Node):
         from schema.broadcast import Broadcast
 
         page = await catalog.stream_broadcasts(info.context, self.pk, first, after)
+        await load_ahead(info, page.rows)
         return relay.Connection(**to_connection(page, Broadcast.from_row_required))
 
 
 async def stream_by_pk(info: CatalogInfo, stream_pk: int) -> Stream:
     """A stream that a broadcast, a recording or a room points to (so it exists)."""
     return Stream.from_row_required(await info.context.loaders.stream.load(stream_pk))
+
+
+def stream_of(info: CatalogInfo, stream_pk: int) -> Stream:
+    """stream_by_pk, at once if a page loaded it ahead (else what the resolver returns is
+    awaited, which graphql-core does for any resolver)."""
+    row = loaded(info.context.loaders.stream, stream_pk)
+    if row is NOT_LOADED:
+        return cast(Stream, stream_by_pk(info, stream_pk))
+    return Stream.from_row_required(row)
