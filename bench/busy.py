@@ -63,36 +63,27 @@ from datetime import UTC, datetime
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from peer import (
-    ADMIN_TOKEN,
     LIVE_STREAMS,
     PEER_QUERY,
-    PUBLIC_BASE_URL,
     PageRows,
-    ensure_postgraphile,
     fill,
+    parse_peer_arguments,
+    peer_parser,
     postgraphile_version,
+    prepare,
     service_rows,
     warm_peer,
 )
 from run import (
-    BENCH,
-    CLI,
     ROOM_LIST,
-    TEST_DATABASE,
     Measured,
-    empty_postgres,
-    ensure_wrk,
-    plain_postgres_url,
     recording,
     running,
-    service_env,
     signed,
     wrk,
-    wrk_parser,
 )
 from soak import database_version, machine
 
@@ -478,40 +469,21 @@ def measure_reads(
 
 
 def arguments() -> argparse.Namespace:
-    parser = wrk_parser(__doc__.split("\n\n")[0])
-    parser.set_defaults(connections=8, threads=1, streams=300)
+    parser = peer_parser(__doc__, "bench_busy", "BUSY.md")
     parser.add_argument(
         "--callbacks-per-second", type=float, default=100, help="callbacks asked for, open loop"
     )
-    parser.add_argument(
-        "--database",
-        metavar="URL",
-        default="postgresql://postgres@127.0.0.1:5432/bench_busy",
-        help="the PostgreSQL database to empty (DROP SCHEMA public CASCADE) and fill",
-    )
-    parser.add_argument("--results", type=Path, default=BENCH / "BUSY.md")
-    args = parser.parse_args()
-    ensure_wrk()
+    args = parse_peer_arguments(parser)
     if args.streams < MIN_STREAMS:
         parser.error(f"--streams must be at least {MIN_STREAMS} (three full room-list pages)")
     if args.callbacks_per_second <= 0:
         parser.error("--callbacks-per-second must be positive")
-    if urlsplit(plain_postgres_url(args.database)).path.lstrip("/") == TEST_DATABASE:
-        parser.error(f"--database: the test suite uses `{TEST_DATABASE}`; pick another one")
     return args
 
 
 def main() -> None:
     args = arguments()
-    postgraphile = ensure_postgraphile()
-    database_url = plain_postgres_url(args.database)
-    asyncio.run(empty_postgres(database_url))
-    env = {
-        **service_env(database_url),
-        "ADMIN_TOKEN": ADMIN_TOKEN,
-        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-    }
-    serve = [*CLI, "serve"]
+    postgraphile, database_url, env, serve = prepare(args.database)
     loading = time.monotonic()
     with running(serve, env) as base:
         asyncio.run(fill(base, args.streams))

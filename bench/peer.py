@@ -307,26 +307,39 @@ async def time_floor(floor: Floor, seconds: float) -> Measured:
     )
 
 
-def arguments() -> argparse.Namespace:
-    parser = wrk_parser(__doc__.split("\n\n")[0])
+def peer_parser(doc: str, database: str, results: str) -> argparse.ArgumentParser:
+    """The options of a script that measures the service beside PostGraphile on a
+    PostgreSQL database it empties and fills (this one and bench/busy.py)."""
+    parser = wrk_parser(doc.split("\n\n")[0])
     parser.set_defaults(connections=8, threads=1, streams=300)
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        default=f"postgresql://postgres@127.0.0.1:5432/{database}",
+        help="the PostgreSQL database to empty (DROP SCHEMA public CASCADE) and fill",
+    )
+    parser.add_argument("--results", type=Path, default=BENCH / results)
+    return parser
+
+
+def parse_peer_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The arguments, wrk installed, and never the test suite's database."""
+    args = parser.parse_args()
+    ensure_wrk()
+    if urlsplit(plain_postgres_url(args.database)).path.lstrip("/") == TEST_DATABASE:
+        parser.error(f"--database: the test suite uses `{TEST_DATABASE}`; pick another one")
+    return args
+
+
+def arguments() -> argparse.Namespace:
+    parser = peer_parser(__doc__, "bench", "PEER.md")
     parser.add_argument("--rounds", type=int, default=5, help="rounds, alternating servers")
     parser.add_argument(
         "--floor-seconds", type=float, default=3, help="seconds of floor executions per round"
     )
-    parser.add_argument(
-        "--database",
-        metavar="URL",
-        default="postgresql://postgres@127.0.0.1:5432/bench",
-        help="the PostgreSQL database to empty (DROP SCHEMA public CASCADE) and fill",
-    )
-    parser.add_argument("--results", type=Path, default=BENCH / "PEER.md")
-    args = parser.parse_args()
-    ensure_wrk()
+    args = parse_peer_arguments(parser)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    if urlsplit(plain_postgres_url(args.database)).path.lstrip("/") == TEST_DATABASE:
-        parser.error(f"--database: the test suite uses `{TEST_DATABASE}`; pick another one")
     return args
 
 
@@ -353,17 +366,23 @@ def measure_round(server: Server, number: int, args: argparse.Namespace, notes: 
         )
 
 
-def main() -> None:
-    args = arguments()
+def prepare(database: str) -> tuple[Path, str, dict[str, str], list[str]]:
+    """PostGraphile installed, the database emptied, and how to start the service on it:
+    (PostGraphile's command, the database URL, the service's environment and command)."""
     postgraphile = ensure_postgraphile()
-    database_url = plain_postgres_url(args.database)
+    database_url = plain_postgres_url(database)
     asyncio.run(empty_postgres(database_url))
     env = {
         **service_env(database_url),
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
     }
-    serve = [*CLI, "serve"]
+    return postgraphile, database_url, env, [*CLI, "serve"]
+
+
+def main() -> None:
+    args = arguments()
+    postgraphile, database_url, env, serve = prepare(args.database)
     loading = time.monotonic()
     with running(serve, env) as base:
         asyncio.run(fill(base, args.streams))
