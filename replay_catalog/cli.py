@@ -53,6 +53,7 @@ async def _migrate(settings: Settings) -> None:
     database = Database(settings.database_url)
     try:
         await upgrade_to_head(database)
+        await database.ping()  # the writer's connection too, before serving anything
     finally:
         await database.dispose()
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, Table, bindparam, create_engine, event, make_url
+from sqlalchemy import URL, Engine, Table, bindparam, create_engine, event, make_url
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -239,12 +239,23 @@ def _postgres_writer(url: str, pool_size: int) -> Engine:
     asyncpg each statement of a transaction waits for a turn of the event loop, and
     under a flood of requests each turn queued behind them. Reads stay on asyncpg."""
     return create_engine(
-        make_url(url).set(drivername="postgresql+psycopg"),
+        libpq_url(url),
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=0,
         hide_parameters=True,
     )
+
+
+def libpq_url(url: str) -> URL:
+    """DATABASE_URL for psycopg (libpq): asyncpg's `ssl=` is libpq's `sslmode=` (asyncpg
+    takes the same modes); the other parameters asyncpg takes from a URL are libpq's."""
+    parsed = make_url(url).set(drivername="postgresql+psycopg")
+    query = dict(parsed.query)
+    ssl = query.pop("ssl", None)
+    if ssl is not None and "sslmode" not in query:
+        query["sslmode"] = ssl
+    return parsed.set(query=query)
 
 
 def _sqlite_reader(url: str) -> Engine | None:
@@ -539,10 +550,13 @@ class Database:
             raise self.unavailable(failure) from failure
 
     async def ping(self) -> None:
-        """Raise if the database does not answer (and tell the outage listeners)."""
+        """Raise if the database does not answer, to reads or to writes (and tell the
+        outage listeners)."""
         with self._outages_as_unavailable():
             async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
+        if self._sync_writer is not None:
+            await self.write(lambda work: work.session.execute(text("SELECT 1")))
 
     async def dispose(self) -> None:
         if self._version_reader is not None:

@@ -4,6 +4,7 @@ import pytest
 
 from domain.events import RecordingFileReady
 from resolvers.ingestion import Ingestor
+from storage.database import Database
 from tencent import parse_callback
 from tests.catalog_client import (
     BASE,
@@ -59,3 +60,17 @@ async def test_applying_domain_events_returns_what_changed_and_is_idempotent(
     assert isinstance(newer, RecordingFileReady)
     changes = await ingestor.apply([newer])
     assert changes.streams == {"2121_a"} and changes.broadcasts
+
+
+@pytest.mark.postgres
+async def test_an_asyncpg_style_ssl_parameter_reaches_the_writer_as_sslmode(
+    postgres_database: str,
+) -> None:
+    """Writes run on psycopg (libpq), which knows `sslmode`, not asyncpg's `ssl`: a
+    DATABASE_URL written for asyncpg must work for writes too."""
+    database = Database(f"{postgres_database}?ssl=disable")
+    try:
+        await database.ping()
+        assert await database.write(lambda work: 1) == 1
+    finally:
+        await database.dispose()
