@@ -404,8 +404,6 @@ class Database:
         assert self._sync_writer is not None
         loop = asyncio.get_running_loop()
         writer = self._sync_writer
-        if self._writer_thread is None:
-            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="writer")
 
         def transaction() -> T:
             with Session(writer, expire_on_commit=False) as session, session.begin():
@@ -418,7 +416,13 @@ class Database:
                 loop.call_soon_threadsafe(self._deliver, unit.changes.announcements)
             return result
 
-        return await loop.run_in_executor(self._writer_thread, transaction)
+        return await loop.run_in_executor(self._writers(), transaction)
+
+    def _writers(self) -> ThreadPoolExecutor:
+        """The writer's thread, made at its first use."""
+        if self._writer_thread is None:
+            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="writer")
+        return self._writer_thread
 
     async def _write_on_async_driver(self, work: Callable[[UnitOfWork], T]) -> T:
         async with AsyncSession(self._writer, expire_on_commit=False) as session, session.begin():
@@ -555,8 +559,16 @@ class Database:
         with self._outages_as_unavailable():
             async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-        if self._sync_writer is not None:
-            await self.write(lambda work: work.session.execute(text("SELECT 1")))
+        writer = self._sync_writer
+        if writer is not None:
+            # A connection of the writer's, not a write: whether writes go through is
+            # for the writes themselves to say (writes_failing).
+            def connect() -> None:
+                with writer.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+
+            with self._outages_as_unavailable():
+                await asyncio.get_running_loop().run_in_executor(self._writers(), connect)
 
     async def dispose(self) -> None:
         if self._version_reader is not None:
