@@ -321,10 +321,8 @@ def store_separately(
     rules: GroupingRules,
 ) -> IngestResult:
     """store_callback inside a larger unit of work, with a description of its own."""
-    own = UnitOfWork(work.session)
-    result = store_callback(own, entry, event, rules)
-    work.changes.merge(own.changes)
-    return result
+    with work.part() as own:
+        return store_callback(own, entry, event, rules)
 
 
 def store_callback(

@@ -34,10 +34,6 @@ def show(*tags: str) -> None:
         shown.update(tags)
 
 
-def recording() -> bool:
-    return _shown.get() is not None
-
-
 def show_rows(table: str, rows: Iterable[Any]) -> None:
     """The tags of rows of `table` that an answer may show."""
     shown = _shown.get()

@@ -605,13 +605,14 @@ class FactsOfStream:
     not per callback)."""
 
     def __init__(self, columns: Sequence[Any], stream_pk: Any, time: Any) -> None:
-        self._all = select_columns(*columns).where(stream_pk == bindparam("stream_pk"))
-        self._since = self._all.where(time >= bindparam("since"))
+        # Every one of the stream's (a statement to narrow further with `where`).
+        self.all = select_columns(*columns).where(stream_pk == bindparam("stream_pk"))
+        self._since = self.all.where(time >= bindparam("since"))
 
     def rows(self, session: Session, stream_pk: int, since: datetime | None) -> list[Any]:
         """As read-only records."""
         if since is None:
-            return list(session.execute(self._all, {"stream_pk": stream_pk}).all())
+            return list(session.execute(self.all, {"stream_pk": stream_pk}).all())
         return list(session.execute(self._since, {"stream_pk": stream_pk, "since": since}).all())
 
 

@@ -8,6 +8,8 @@ from sqlalchemy import select as select_columns
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col
 
+from storage.database import FactsOfStream
+
 
 class PushEvent(SQLModel, table=True):
     __tablename__ = "push_event"
@@ -45,11 +47,8 @@ PUSH_FACT_COLUMNS = (
 
 
 # Built once (a statement's SQL and cache key are then computed once, not per callback).
-_OF_STREAM = select_columns(*PUSH_FACT_COLUMNS).where(
-    col(PushEvent.stream_pk) == bindparam("stream_pk")
-)
-_SINCE = _OF_STREAM.where(col(PushEvent.event_time) >= bindparam("since"))
-_EARLIER_OF_SEQUENCES = _OF_STREAM.where(
+_PUSH_FACTS = FactsOfStream(PUSH_FACT_COLUMNS, col(PushEvent.stream_pk), col(PushEvent.event_time))
+_EARLIER_OF_SEQUENCES = _PUSH_FACTS.all.where(
     col(PushEvent.sequence).in_(bindparam("sequences", expanding=True)),
     col(PushEvent.event_time) < bindparam("since"),
 )
@@ -69,11 +68,11 @@ def pushes_of_stream(session: Session, stream_pk: int, since: datetime | None = 
     """The stream's pushes and cut-offs (from `since` on, if given, with every other one
     of their sequences: a session's start need not be its earliest cut-off), as
     read-only records (what grouping reads)."""
+    pushes = _PUSH_FACTS.rows(session, stream_pk, since)
     if since is None:
-        return list(session.execute(_OF_STREAM, {"stream_pk": stream_pk}).all())
+        return pushes
     # Two plain reads, each on its own index (a union of both, measured, got a generic
     # plan on PostgreSQL that took 20 times as long on a stream with a long history).
-    pushes = list(session.execute(_SINCE, {"stream_pk": stream_pk, "since": since}).all())
     sequences = sorted({push.sequence for push in pushes if push.sequence})
     if sequences:
         earlier = {"stream_pk": stream_pk, "since": since, "sequences": sequences}

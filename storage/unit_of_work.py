@@ -12,6 +12,8 @@ the catalog shows (a retried callback, an event kept in the inbox only) raises n
 version, so it costs no cache its answers. The caller gets the description back.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -74,6 +76,16 @@ class UnitOfWork:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.changes = CatalogChanges()
+
+    @contextmanager
+    def part(self) -> Iterator["UnitOfWork"]:
+        """A unit of work for part of this one (a callback of a batch, an event applied
+        under a savepoint), with a description of its own; added to this one's when the
+        part completes, and not if it raises (what a savepoint rolled back changed
+        nothing)."""
+        own = UnitOfWork(self.session)
+        yield own
+        self.changes.merge(own.changes)
 
     def broadcasts_changed(
         self, change: CatalogChange, stream: StreamRow, room_order: bool = True

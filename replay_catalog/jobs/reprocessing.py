@@ -105,12 +105,10 @@ async def _reprocess_entry(
         before: Verdict = (entry.outcome, entry.reason)
         after, event = _verdict(entry)
         if event is not None:
-            # Its own description: what a savepoint rolled back did not change anything.
-            applied = UnitOfWork(session)
             try:
-                with session.begin_nested():
+                # Released first: a savepoint rolled back changed nothing to describe.
+                with work.part() as applied, session.begin_nested():
                     apply_event(applied, event, rules)
-                work.changes.merge(applied.changes)
             except SQLAlchemyError as failure:
                 if is_outage(failure):
                     raise
