@@ -15,10 +15,10 @@ replica limits the clients it sees.
 import asyncio
 import json
 import time
-from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from replay_catalog.server import client_of_scope
 from resolvers.refusals import TokenBuckets
 
 # What an answer from the response cache costs, in computations: some ten times less.
@@ -62,19 +62,25 @@ async def send_too_many(send: Send, max_wait: float) -> None:
     await send({"type": "http.response.body", "body": TOO_MANY})
 
 
+async def admit_or_refuse(
+    admission: Admission, scope: Scope, send: Send, cost: float = 1.0
+) -> bool:
+    """Wait for the turn of the request's client; False once it has been answered 429
+    instead."""
+    if await admission.admit(client_of_scope(scope), cost):
+        return True
+    await send_too_many(send, admission.max_wait)
+    return False
+
+
 class Admitted:
     """ASGI middleware: every HTTP request waits for its client's turn (used when there
-    is no response cache, which admits only what it cannot answer itself)."""
+    is no response cache, which does the same itself, charging less for what it holds)."""
 
-    def __init__(
-        self, app: ASGIApp, admission: Admission, client_of_scope: Callable[[Scope], str]
-    ) -> None:
+    def __init__(self, app: ASGIApp, admission: Admission) -> None:
         self.app = app
         self.admission = admission
-        self.client_of_scope = client_of_scope
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not await self.admission.admit(self.client_of_scope(scope)):
-            await send_too_many(send, self.admission.max_wait)
-            return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or await admit_or_refuse(self.admission, scope, send):
+            await self.app(scope, receive, send)

@@ -18,7 +18,7 @@ from domain.bounded_json import decode_request_json
 from replay_catalog.admission import Admission, Admitted
 from replay_catalog.pages import graphiql_page
 from replay_catalog.response_cache import CachedGraphQL, ResponseCache, VersionReads
-from replay_catalog.server import client_of_request, client_of_scope
+from replay_catalog.server import client_of_request
 from replay_catalog.services import CatalogServices
 from resolvers.context import CatalogContext
 from schema import build_schema
@@ -85,7 +85,7 @@ def _cached(graphql: CatalogGraphQL, services: CatalogServices) -> ASGIApp:
     per_second = settings.graphql_computations_per_client_per_second
     admission = Admission(per_second) if per_second else None
     if not settings.response_cache_entries:
-        return graphql if admission is None else Admitted(graphql, admission, client_of_scope)
+        return graphql if admission is None else Admitted(graphql, admission)
     max_age = settings.graphql_cache_max_age_seconds
     cache = ResponseCache(settings.response_cache_entries, settings.response_cache_max_bytes)
     return CachedGraphQL(

@@ -31,8 +31,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.bounded_json import decode_request_json
-from replay_catalog.admission import CACHED_COST, Admission, send_too_many
-from replay_catalog.server import client_of_scope
+from replay_catalog.admission import CACHED_COST, Admission, admit_or_refuse
 from replay_catalog.sized_lru import SizedLRU
 from resolvers.shown import showing
 from storage.cache_tags import EVERYTHING
@@ -280,10 +279,9 @@ class CachedGraphQL:
     async def _admitted(self, scope: Scope, send: Send, cost: float = 1.0) -> bool:
         """Wait for the client's turn (admission.py); False once it has been answered
         429 instead."""
-        if self.admission is None or await self.admission.admit(client_of_scope(scope), cost):
+        if self.admission is None or await admit_or_refuse(self.admission, scope, send, cost):
             return True
         self.on_lookup("throttled")
-        await send_too_many(send, self.admission.max_wait)
         return False
 
     async def _compute_once(

@@ -50,16 +50,16 @@ def loaded(loader: DataLoader[Any, Any], key: Any) -> Any:
     return future.result()
 
 
-def selects(info: Info[Any, Any], name: str) -> bool:
-    """Whether the field being resolved selects a field called `name` anywhere below it
-    (through fragments too), so that a page may load it ahead for every item at once."""
+def selected_names(info: Info[Any, Any]) -> set[str]:
+    """The names of every field the field being resolved selects below it (through
+    fragments too), so that a page may load what its items show ahead, for all at once."""
+    names: set[str] = set()
     pending: list[Any] = list(info.selected_fields)
     while pending:
         selection = pending.pop()
-        if getattr(selection, "name", None) == name:
-            return True
+        names.add(getattr(selection, "name", ""))
         pending.extend(getattr(selection, "selections", ()))
-    return False
+    return names
 
 
 async def load_ahead(info: Info[CatalogContext, None], broadcasts: Iterable[Any]) -> None:
@@ -69,14 +69,15 @@ async def load_ahead(info: Info[CatalogContext, None], broadcasts: Iterable[Any]
     the query selects below the page's field."""
     loaders = info.context.loaders
     rows = list(broadcasts)
-    streams = selects(info, "stream") or selects(info, "anchor") or selects(info, "playbackUrl")
+    selected = selected_names(info)
+    streams = not selected.isdisjoint(("stream", "anchor", "playbackUrl"))
     stream_rows, _ = await asyncio.gather(
         loaders.stream.load_many([b.stream_pk for b in rows] if streams else []),
         loaders.recordings_of_broadcast.load_many(
-            [b.id for b in rows] if selects(info, "recordings") else []
+            [b.id for b in rows] if "recordings" in selected else []
         ),
     )
-    if selects(info, "anchor"):
+    if "anchor" in selected:
         await loaders.anchor.load_many(sorted({s.anchor_id for s in stream_rows}))
 
 
