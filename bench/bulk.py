@@ -15,8 +15,8 @@ before 2026-11-01; live ones started within the last two hours.
 Going through the callback route would take hours at this size, so the rows are
 written directly with COPY, but derived the way ingestion derives them: each
 callback body goes through the live parser (`tencent.parse_callback`) and the same
-fact rows (`resolvers.ingestion._fact_row`), each stream's facts through the same
-grouping (`group_broadcasts`, `_shape_broadcast`, `Broadcast.place_in_room_list`)
+fact rows (`resolvers.ingestion.fact_values`), each stream's facts through the same
+grouping (`group_broadcasts`, `shaped_columns`, `Broadcast.place_in_room_list`)
 with the settings from the environment (`RECONNECT_WINDOW_SECONDS`,
 `LIVE_SILENCE_SECONDS`), and curation as `curate_broadcast` applies it. The
 database is created by the script and migrated by `replay-catalog migrate`;
@@ -59,7 +59,7 @@ import tencent
 from domain.grouping import FileFact, GroupingRules, PushFact, ScreenshotFact, group_broadcasts
 from domain.times import utc_now
 from replay_catalog.settings import Settings
-from resolvers.ingestion import _fact_row, _shape_broadcast
+from resolvers.ingestion import fact_values, shaped_columns
 from storage import Anchor, Broadcast, PushEvent, RecordingFile, Screenshot, Stream
 from storage.anchors import placeholder_user_id
 from storage.database import table_of
@@ -286,8 +286,8 @@ def stream_rows(planned: PlannedStream, rows: Rows, rules: GroupingRules, now: d
         counters = dict.fromkeys(SLOTS, 0)
         for payload in broadcast.payloads:
             event = tencent.parse_callback(payload)
-            fact = _fact_row(event, stream_pk)  # type: ignore[arg-type]
-            kind = type(fact)
+            kind, values = fact_values(event, stream_pk)  # type: ignore[arg-type]
+            fact = kind(**values)
             assert counters[kind] < SLOTS[kind], (broadcast.number, kind)
             fact.id = broadcast.number * SLOTS[kind] + counters[kind] + 1
             counters[kind] += 1
@@ -308,7 +308,8 @@ def stream_rows(planned: PlannedStream, rows: Rows, rules: GroupingRules, now: d
     member_of: dict[tuple[type, int], int] = {}
     stream = Stream(id=stream_pk, stream_id=planned.stream_id, anchor_id=anchor_pk(planned.index))
     for shape, intended in zip(shapes, planned.broadcasts, strict=True):
-        broadcast, _ = _shape_broadcast(None, shape, stream_pk)
+        broadcast = Broadcast(stream_pk=stream_pk, updated_at=utc_now(), **shaped_columns(shape))
+        broadcast.place_in_room_list()
         broadcast.id = intended.number + 1
         assert all((f.id - 1) // SLOTS[RecordingFile] == intended.number for f in shape.files)
         # What curate_broadcast does (after the callbacks, by an admin).

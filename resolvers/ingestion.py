@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
@@ -45,8 +45,16 @@ from domain.grouping import (
     group_broadcasts,
 )
 from domain.times import utc_now
-from storage import Broadcast, InboxEntry, PushEvent, RecordingFile, Screenshot, Stream
-from storage.broadcasts import broadcasts_of_stream, move_members
+from storage import InboxEntry, PushEvent, RecordingFile, Screenshot
+from storage.broadcasts import (
+    broadcasts_of_stream,
+    delete_broadcasts,
+    insert_broadcast,
+    move_members,
+    public_room_position,
+    reshape_broadcasts,
+    room_place,
+)
 from storage.changefeed import CatalogChange
 from storage.database import (
     Database,
@@ -63,7 +71,7 @@ from storage.inbox import (
 from storage.push_events import earliest_partner, pushes_of_stream
 from storage.recordings import files_of_stream
 from storage.screenshots import screenshots_of_stream
-from storage.streams import lock_stream
+from storage.streams import LockedStream, lock_stream, set_stream_live
 from storage.unit_of_work import CatalogChanges, UnitOfWork
 
 log = logging.getLogger("replay_catalog.ingestion")
@@ -422,11 +430,8 @@ def apply_event(work: UnitOfWork, event: CatalogEvent, rules: GroupingRules) -> 
     """Record the event's fact and regroup its stream, inside the caller's unit of work."""
     session = work.session
     stream = lock_stream(session, event.stream_id)
-    assert stream.id is not None
-    fact = _fact_row(event, stream.id)
-    table = table_of(type(fact))
-    values = fact.model_dump(exclude={"id"})
-    if insert_or_ignore(session, table, values, _fact_keys(event)) is not None:
+    kind, values = fact_values(event, stream.id)
+    if insert_or_ignore(session, table_of(kind), values, _fact_keys(event)) is not None:
         work.streams_changed(stream)
     after = _earliest_reach(session, stream.id, event)
     regroup_stream(work, stream, rules, after=after)
@@ -460,45 +465,55 @@ def _earliest_reach(session: Session, stream_pk: int, event: CatalogEvent) -> da
     return min(reach)
 
 
-def _fact_row(event: CatalogEvent, stream_pk: int) -> PushEvent | RecordingFile | Screenshot:
+def fact_values(
+    event: CatalogEvent, stream_pk: int
+) -> tuple[type[PushEvent | RecordingFile | Screenshot], dict[str, Any]]:
+    """The table an event's fact goes to, and its row (without an id)."""
     if isinstance(event, PushStarted):
-        return PushEvent(
-            stream_pk=stream_pk,
-            started=True,
-            event_time=event.at,
-            sequence=event.sequence,
-        )
+        return PushEvent, {
+            "stream_pk": stream_pk,
+            "started": True,
+            "event_time": event.at,
+            "sequence": event.sequence,
+            "push_duration_ms": None,
+            "errcode": None,
+            "errmsg": None,
+            "broadcast_id": None,
+        }
     if isinstance(event, PushEnded):
-        return PushEvent(
-            stream_pk=stream_pk,
-            started=False,
-            event_time=event.at,
-            sequence=event.sequence,
-            push_duration_ms=event.push_duration_ms,
-            errcode=event.errcode,
-            errmsg=event.errmsg,
-        )
+        return PushEvent, {
+            "stream_pk": stream_pk,
+            "started": False,
+            "event_time": event.at,
+            "sequence": event.sequence,
+            "push_duration_ms": event.push_duration_ms,
+            "errcode": event.errcode,
+            "errmsg": event.errmsg,
+            "broadcast_id": None,
+        }
     if isinstance(event, RecordingFileReady):
-        return RecordingFile(
-            file_id=event.file_id,
-            stream_pk=stream_pk,
-            format=event.format,
-            video_url=event.video_url,
-            video_id=event.video_id,
-            file_size=event.file_size,
-            start_time=event.start_time,
-            end_time=event.end_time,
-            duration_seconds=event.duration_seconds,
-            task_id=event.task_id,
-            received_at=utc_now(),
-        )
-    return Screenshot(
-        stream_pk=stream_pk,
-        taken_at=event.taken_at,
-        url=event.url,
-        width=event.width,
-        height=event.height,
-    )
+        return RecordingFile, {
+            "file_id": event.file_id,
+            "stream_pk": stream_pk,
+            "broadcast_id": None,
+            "format": event.format,
+            "video_url": event.video_url,
+            "video_id": event.video_id,
+            "file_size": event.file_size,
+            "start_time": event.start_time,
+            "end_time": event.end_time,
+            "duration_seconds": event.duration_seconds,
+            "task_id": event.task_id,
+            "received_at": utc_now(),
+        }
+    return Screenshot, {
+        "stream_pk": stream_pk,
+        "broadcast_id": None,
+        "taken_at": event.taken_at,
+        "url": event.url,
+        "width": event.width,
+        "height": event.height,
+    }
 
 
 def _fact_keys(event: CatalogEvent) -> list[str]:
@@ -513,7 +528,7 @@ def _fact_keys(event: CatalogEvent) -> list[str]:
 
 def regroup_stream(
     work: UnitOfWork,
-    stream: Stream,
+    stream: LockedStream,
     rules: GroupingRules,
     now: datetime | None = None,
     after: datetime | None = None,
@@ -522,11 +537,9 @@ def regroup_stream(
     all of them, or (for a new fact at `after`) those from the last one that started
     before it on (see group_broadcasts)."""
     session = work.session
-    assert stream.id is not None
     broadcasts, since = broadcasts_of_stream(session, stream.id, after)
     existing = {b.id: b for b in broadcasts}
-    public_rooms_before = {b.id for b in broadcasts if b.id is not None and b.in_public_room_list()}
-    positions_before = {b.id: b.public_room_position() for b in broadcasts}
+    positions_before = {b.id: public_room_position(b) for b in broadcasts}
     pushes = pushes_of_stream(session, stream.id, since)
     files = files_of_stream(session, stream.id, since)
     shots = screenshots_of_stream(session, stream.id, since)
@@ -551,6 +564,7 @@ def regroup_stream(
     }
     kept: set[int] = set()
     changed: set[int] = set()
+    reshaped: list[dict[str, Any]] = []
     positions_after: dict[int, tuple[Any, ...] | None] = {}  # a removed one has none
     live_broadcast: int | None = None
     for shape in shapes:
@@ -565,47 +579,50 @@ def regroup_stream(
         candidates = sorted(
             b for b in previous if b is not None and b in existing and b not in kept
         )
-        broadcast = existing[candidates[0]] if candidates else None
-        broadcast, reshaped = _shape_broadcast(broadcast, shape, stream.id)
-        if broadcast.id is None:
-            session.add(broadcast)
-            session.flush()  # for its id; changes to the others go with the last flush
-        assert broadcast.id is not None
-        kept.add(broadcast.id)
-        positions_after[broadcast.id] = broadcast.public_room_position()
-        if shape.is_live:
-            live_broadcast = broadcast.id
-        for kind, ids in members.items():
-            moved = [i for i in ids if owner[kind][i] != broadcast.id]
-            move_members(session, kind, moved, broadcast.id)
-            reshaped = reshaped or bool(moved)
-        if reshaped:
-            changed.add(broadcast.id)
-    for broadcast_id, broadcast in existing.items():
-        if broadcast_id is not None and broadcast_id not in kept:
-            session.delete(broadcast)
+        shaped = shaped_columns(shape)
+        if not candidates:
+            broadcast_id = insert_broadcast(session, stream.id, shaped)
+            positions_after[broadcast_id] = public_room_position(_placed(shaped, None))
             changed.add(broadcast_id)
-    stream.is_live = live_broadcast is not None
-    stream.current_broadcast_id = live_broadcast
-    session.add(stream)
-    session.flush()
+        else:
+            broadcast_id = candidates[0]
+            current = existing[broadcast_id]
+            if any(getattr(current, name) != value for name, value in shaped.items()):
+                placed = _placed(shaped, current)
+                reshaped.append({**placed.values, "broadcast_id": broadcast_id})
+                positions_after[broadcast_id] = public_room_position(placed)
+                changed.add(broadcast_id)
+            else:
+                positions_after[broadcast_id] = positions_before[broadcast_id]
+        kept.add(broadcast_id)
+        if shape.is_live:
+            live_broadcast = broadcast_id
+        for kind, ids in members.items():
+            moved = [i for i in ids if owner[kind][i] != broadcast_id]
+            move_members(session, kind, moved, broadcast_id)
+            if moved:
+                changed.add(broadcast_id)
+    reshape_broadcasts(session, reshaped)
+    removed = {b for b in existing if b not in kept}
+    delete_broadcasts(session, removed)
+    changed |= removed
+    set_stream_live(session, stream, live_broadcast)
     if changed:
+        public_rooms_before = {b for b in changed if positions_before.get(b) is not None}
         work.broadcasts_changed(
             CatalogChange(
                 stream.stream_id,
                 tuple(sorted(changed)),
-                public_rooms_before=tuple(sorted(changed & public_rooms_before)),
+                public_rooms_before=tuple(sorted(public_rooms_before)),
             ),
             stream,
             room_order=any(positions_before.get(b) != positions_after.get(b) for b in changed),
         )
 
 
-def _shape_broadcast(
-    broadcast: Broadcast | None, shape: BroadcastShape, stream_pk: int
-) -> tuple[Broadcast, bool]:
-    """The broadcast with the shape's fields, and whether anything about it changed."""
-    fields: dict[str, Any] = {
+def shaped_columns(shape: BroadcastShape) -> dict[str, Any]:
+    """A broadcast's columns that regrouping derives (SHAPED_COLUMNS), from its shape."""
+    return {
         "started_at": shape.started_at,
         "ended_at": shape.ended_at,
         "is_live": shape.is_live,
@@ -616,14 +633,38 @@ def _shape_broadcast(
         "cover_url": shape.cover_url,
         "last_seen_at": shape.last_seen_at,
     }
-    if broadcast is None:
-        broadcast = Broadcast(stream_pk=stream_pk, updated_at=utc_now(), **fields)
-        broadcast.place_in_room_list()
-        return broadcast, True
-    if all(getattr(broadcast, name) == value for name, value in fields.items()):
-        return broadcast, False
-    for name, value in fields.items():
-        setattr(broadcast, name, value)
-    broadcast.place_in_room_list()
-    broadcast.updated_at = utc_now()
-    return broadcast, True
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A broadcast's new columns and what places it (BroadcastPlace)."""
+
+    values: dict[str, Any]
+    hidden: bool
+    deleted_at: datetime | None
+
+    @property
+    def room_rank(self) -> int | None:
+        return cast(int | None, self.values["room_rank"])
+
+    @property
+    def room_time(self) -> datetime | None:
+        return cast(datetime | None, self.values["room_time"])
+
+
+def _placed(shaped: dict[str, Any], current: Any) -> _Placed:
+    """The shaped columns with room_rank and room_time, for a broadcast whose curation
+    (featured, hidden, deleted) is `current`'s, or none (a new one)."""
+    featured = bool(current is not None and current.featured)
+    rank, time = room_place(
+        shaped["is_live"],
+        shaped["recording_count"],
+        featured,
+        shaped["started_at"],
+        shaped["ended_at"],
+    )
+    return _Placed(
+        {**shaped, "room_rank": rank, "room_time": time},
+        hidden=bool(current is not None and current.hidden),
+        deleted_at=None if current is None else current.deleted_at,
+    )

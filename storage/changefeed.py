@@ -85,7 +85,8 @@ def announce(session: Session, change: CatalogChange) -> None:
     """On PostgreSQL, tell every replica about `change` once the session's transaction
     commits (on SQLite the unit of work delivers it in-process)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_NOTIFY, {"payload": change.to_json()})
+        # On the session's connection: the ORM's execution layer would add nothing.
+        session.connection().execute(_NOTIFY, {"payload": change.to_json()})
 
 
 class ChangeFeed:

@@ -1,15 +1,18 @@
 """Streams: one push address each, owned by an anchor."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import bindparam, delete, update
+from sqlalchemy import select as select_columns
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
 from storage.anchors import Anchor, placeholder_user_id
-from storage.database import insert_or_ignore, table_of
+from storage.database import execute, insert_or_ignore, table_of
 
 
 class Stream(SQLModel, table=True):
@@ -24,64 +27,98 @@ class Stream(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now)
 
 
+@dataclass
+class LockedStream:
+    """A stream row as a write transaction holds it locked (lock_stream)."""
+
+    id: int
+    stream_id: str
+    anchor_id: int
+    is_live: bool
+    current_broadcast_id: int | None
+
+
+_TABLE = table_of(Stream)
 _LOCKED_STREAM = (
-    select(Stream).where(col(Stream.stream_id) == bindparam("stream_id")).with_for_update()
+    select_columns(
+        _TABLE.c.id,
+        _TABLE.c.stream_id,
+        _TABLE.c.anchor_id,
+        _TABLE.c.is_live,
+        _TABLE.c.current_broadcast_id,
+    )
+    .where(_TABLE.c.stream_id == bindparam("stream_id"))
+    .with_for_update()
+)
+_PLACEHOLDER_ID = select_columns(table_of(Anchor).c.id).where(
+    table_of(Anchor).c.user_id == bindparam("user_id")
+)
+_SET_LIVE = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("stream_pk"))
+    .values(is_live=bindparam("live"), current_broadcast_id=bindparam("current"))
+)
+_SET_ANCHOR = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("stream_pk"))
+    .values(anchor_id=bindparam("new_anchor"))
 )
 
 
-def lock_stream(session: Session, stream_id: str) -> Stream:
+def lock_stream(session: Session, stream_id: str) -> LockedStream:
     """The stream row, created with a placeholder anchor if new, locked for this transaction.
 
     The lock serialises regrouping per stream across processes on PostgreSQL; on
     SQLite the writer already holds the database lock.
     """
-    stream = session.execute(_LOCKED_STREAM, {"stream_id": stream_id}).scalar_one_or_none()
-    if stream is not None:
-        return stream
+    found = execute(session, _LOCKED_STREAM, {"stream_id": stream_id}).first()
+    if found is not None:
+        return _locked(found)
     now = utc_now()
-    anchor_table = table_of(Anchor)
+    user_id = placeholder_user_id(stream_id)
     insert_or_ignore(
         session,
-        anchor_table,
-        {
-            "user_id": placeholder_user_id(stream_id),
-            "is_placeholder": True,
-            "created_at": now,
-            "updated_at": now,
-        },
+        table_of(Anchor),
+        {"user_id": user_id, "is_placeholder": True, "created_at": now, "updated_at": now},
         ["user_id"],
     )
-    anchor_id = (
-        session.execute(
-            select(Anchor.id).where(col(Anchor.user_id) == placeholder_user_id(stream_id))
-        )
-    ).scalar_one()
-    stream_table = table_of(Stream)
+    anchor_id = execute(session, _PLACEHOLDER_ID, {"user_id": user_id}).scalar_one()
     insert_or_ignore(
         session,
-        stream_table,
+        _TABLE,
         {"stream_id": stream_id, "anchor_id": anchor_id, "is_live": False, "created_at": now},
         ["stream_id"],
     )
-    return session.execute(_LOCKED_STREAM, {"stream_id": stream_id}).scalar_one()
+    return _locked(execute(session, _LOCKED_STREAM, {"stream_id": stream_id}).one())
+
+
+def _locked(row: Any) -> LockedStream:
+    return LockedStream(row.id, row.stream_id, row.anchor_id, row.is_live, row.current_broadcast_id)
+
+
+def set_stream_live(session: Session, stream: LockedStream, current: int | None) -> None:
+    """The stream is on air in broadcast `current`, or off air (None)."""
+    live = current is not None
+    if (stream.is_live, stream.current_broadcast_id) != (live, current):
+        execute(session, _SET_LIVE, {"stream_pk": stream.id, "live": live, "current": current})
+        stream.is_live, stream.current_broadcast_id = live, current
 
 
 def claim_streams(
     session: Session, anchor: Anchor, stream_ids: Iterable[str]
-) -> tuple[list[Stream], set[int]]:
+) -> tuple[list[LockedStream], set[int]]:
     """Attach streams to `anchor`, creating them if new, and drop placeholders left empty;
     the streams, and the anchors that owned any of them before."""
+    assert anchor.id is not None
     previous_owners: set[int] = set()
-    streams: list[Stream] = []
+    streams: list[LockedStream] = []
     for stream_id in stream_ids:
         stream = lock_stream(session, stream_id)
         if stream.anchor_id != anchor.id:
             previous_owners.add(stream.anchor_id)
-            assert anchor.id is not None
+            execute(session, _SET_ANCHOR, {"stream_pk": stream.id, "new_anchor": anchor.id})
             stream.anchor_id = anchor.id
-            session.add(stream)
         streams.append(stream)
-    session.flush()
     if previous_owners:
         still_used = select(Stream.anchor_id).where(col(Stream.anchor_id).in_(previous_owners))
         session.execute(

@@ -20,6 +20,7 @@ from sqlmodel import select
 
 from resolvers.ingestion import regroup_stream
 from storage import Stream, metadata
+from storage.streams import lock_stream
 from storage.unit_of_work import UnitOfWork
 from tests.catalog_client import (
     BASE,
@@ -235,8 +236,8 @@ async def regroup_every_stream(catalog: CatalogClient) -> None:
     rules = make_settings(catalog.database.url).grouping_rules()
 
     def regroup(work: UnitOfWork) -> None:
-        for stream in work.session.execute(select(Stream)).scalars().all():
-            regroup_stream(work, stream, rules)
+        for stream_id in work.session.execute(select(Stream.stream_id)).scalars().all():
+            regroup_stream(work, lock_stream(work.session, stream_id), rules)
 
     await catalog.database.write(regroup)
 
