@@ -16,7 +16,8 @@ callback route, then measures with wrk (Debian's `wrk`, installed if missing):
       (a') and (a'') alternate `--rounds` times and count by their medians,
   (b) the same response bytes served by a bare Starlette endpoint (the floor),
   (c) callback ingestion of new recording files against (d) a bare endpoint that only
-      reads the body.
+      reads the body; with `--baseline DIR`, (c'') the baseline's ingestion on the same
+      database, alternating with (c) `--rounds` times, each measurement on new streams.
 
 Each server runs alone while it is measured (started for its measurement, warmed up by the
 room list, stopped after). It prints throughput, p50/p99 latency, the ratios to the floor and
@@ -234,13 +235,16 @@ def wrk_arguments(description: str) -> argparse.Namespace:
     return args
 
 
-def write_events(path: Path, count: int = 50_000) -> None:
-    """Signed callbacks of new recording files on 500 streams, one JSON per line, for wrk."""
+def write_events(path: Path, count: int = 50_000, tag: str = "") -> None:
+    """Signed callbacks of new recording files on 500 streams, one JSON per line, for wrk;
+    a different `tag` gives the same load on other streams (for another measurement on
+    the same database)."""
     with path.open("w") as out:
         for index in range(count):
-            stream = f"2121_bench{index % 500:04d}"
+            stream = f"2121_bench{tag}{index % 500:04d}"
             start_time = BASE + 10 * 86400 + index * 60
-            event = recording(stream, f"ingest{index}", start_time, start_time + 59, "mp4")
+            file_id = f"ingest{tag}{index}"
+            event = recording(stream, file_id, start_time, start_time + 59, "mp4")
             out.write(json.dumps(signed(event)) + "\n")
 
 
@@ -360,7 +364,8 @@ class Results:
     baseline: list[Measured]  # one per round; empty without --baseline
     baseline_label: str
     rooms_floor: Measured
-    ingest: Measured
+    ingest: list[Measured]  # one per round
+    baseline_ingest: list[Measured]  # one per round; empty without --baseline
     ingest_floor: Measured
     notes: list[str]
 
@@ -383,6 +388,13 @@ def main() -> None:
     answer_file = work / "room-list-answer.json"
     events_file = work / "events.jsonl"
     write_events(events_file)
+
+    def fresh_events(measurement: str) -> dict[str, str]:
+        """wrk's environment for callbacks on streams no other measurement used."""
+        path = work / f"events-{measurement}.jsonl"
+        write_events(path, tag=measurement)
+        return {"EVENTS_FILE": str(path)}
+
     floor = [sys.executable, str(BENCH / "floor.py"), "--body", str(answer_file)]
     rooms_env = {"BODY_FILE": str(body_file)}
     events_env = {"EVENTS_FILE": str(events_file)}
@@ -418,8 +430,29 @@ def main() -> None:
 
         with running(floor, env) as base:
             rooms_floor = wrk(f"{base}/graphql", "post_body.lua", args, rooms_env)
-        with running(serve, env) as base:
-            ingest = wrk(f"{base}/callbacks/tencent", "post_events.lua", args, events_env)
+        # On the catalog's database, alternating with the baseline's server, each on
+        # streams of its own: every measurement ingests new files on new streams.
+        ingest: list[Measured] = []
+        baseline_ingest: list[Measured] = []
+        for round_number in range(1, args.rounds + 1):
+            with running(serve, env) as base:
+                ingest.append(
+                    wrk(f"{base}/callbacks/tencent", "post_events.lua", args,
+                        fresh_events(f"t{round_number}"))
+                )  # fmt: skip
+            progress = f"round {round_number}/{args.rounds}: ingestion "
+            progress += f"{ingest[-1].requests_per_second:,.1f} callbacks/s"
+            if args.baseline is not None:
+                baseline_serve = [str(args.baseline / ".venv/bin/replay-catalog"), "serve"]
+                with running(baseline_serve, env, cwd=args.baseline) as base:
+                    baseline_ingest.append(
+                        wrk(f"{base}/callbacks/tencent", "post_events.lua", args,
+                            fresh_events(f"b{round_number}"))
+                    )  # fmt: skip
+                ratio = ingest[-1].requests_per_second / baseline_ingest[-1].requests_per_second
+                progress += f", baseline {baseline_ingest[-1].requests_per_second:,.1f}"
+                progress += f" ({ratio:.3f})"
+            print(progress, flush=True)
         with running(floor, env) as base:
             ingest_floor = wrk(f"{base}/callbacks/tencent", "post_events.lua", args, events_env)
     finally:
@@ -435,6 +468,7 @@ def main() -> None:
         baseline_label=checkout_label(args.baseline) if args.baseline else "",
         rooms_floor=rooms_floor,
         ingest=ingest,
+        baseline_ingest=baseline_ingest,
         ingest_floor=ingest_floor,
         notes=notes,
     )
@@ -477,12 +511,20 @@ def report(args: argparse.Namespace, results: Results, path: Path) -> None:
              f"GRAPHQL_QUERY_PLANS=false{rounds}", baseline,
              baseline.requests_per_second / floor_rate)
         )  # fmt: skip
+    ingest = median_of(results.ingest)
+    floor_ingest = results.ingest_floor.requests_per_second
     rows += [
         ("(b) room list, bare Starlette floor", results.rooms_floor, 1.0),
-        (f"(c) callback ingestion, service ({results.database}; target 0.4)", results.ingest,
-         results.ingest.requests_per_second / results.ingest_floor.requests_per_second),
-        ("(d) callback body read, bare Starlette floor", results.ingest_floor, 1.0),
+        (f"(c) callback ingestion, service ({results.database}; target 0.4{rounds})", ingest,
+         ingest.requests_per_second / floor_ingest),
     ]  # fmt: skip
+    if results.baseline_ingest:
+        baseline_ingest = median_of(results.baseline_ingest)
+        rows.append(
+            (f"(c'') callback ingestion, baseline {results.baseline_label}{rounds}",
+             baseline_ingest, baseline_ingest.requests_per_second / floor_ingest)
+        )  # fmt: skip
+    rows.append(("(d) callback body read, bare Starlette floor", results.ingest_floor, 1.0))
     command = shlex.join(["bench/run.py", *sys.argv[1:]])
     lines = [
         "# Benchmark results",
@@ -500,7 +542,25 @@ def report(args: argparse.Namespace, results: Results, path: Path) -> None:
     ]
     lines += [table_row(label, measured, ratio) for label, measured, ratio in rows]
     if results.baseline:
-        lines += baseline_section(results)
+        lines += baseline_section(
+            "Uncached room list",
+            "Requests/s without the response cache, this tree (a') and the baseline with "
+            "GRAPHQL_QUERY_PLANS=false (a''), measured alternately on the same rows, each "
+            "server alone; above 1.000 this tree is faster.",
+            results.uncached,
+            results.baseline,
+            results.baseline_label,
+        )
+    if results.baseline_ingest:
+        lines += baseline_section(
+            "Callback ingestion",
+            "Callbacks/s, this tree (c) and the baseline (c''), measured alternately on the "
+            "catalog's database, each server alone and each on streams of its own; above "
+            "1.000 this tree is faster.",
+            results.ingest,
+            results.baseline_ingest,
+            results.baseline_label,
+        )
     if results.notes:
         lines += ["", *(f"Warning: {note}." for note in results.notes)]
     text = "\n".join(lines) + "\n"
@@ -508,31 +568,33 @@ def report(args: argparse.Namespace, results: Results, path: Path) -> None:
     print(text)
 
 
-def baseline_section(results: Results) -> list[str]:
-    """(a') against (a''), round by round, and the ratio of their medians."""
-    current = median_of(results.uncached).requests_per_second
-    baseline = median_of(results.baseline).requests_per_second
+def baseline_section(
+    title: str,
+    explanation: str,
+    mine: list[Measured],
+    theirs: list[Measured],
+    baseline_label: str,
+) -> list[str]:
+    """This tree's rounds against the baseline's, and the ratio of their medians."""
+    current = median_of(mine).requests_per_second
+    baseline = median_of(theirs).requests_per_second
     ratios = [
-        mine.requests_per_second / theirs.requests_per_second
-        for mine, theirs in zip(results.uncached, results.baseline, strict=True)
+        ours.requests_per_second / other.requests_per_second
+        for ours, other in zip(mine, theirs, strict=True)
     ]
     lines = [
         "",
-        f"## Uncached room list: this tree / baseline {results.baseline_label}",
+        f"## {title}: this tree / baseline {baseline_label}",
         "",
-        "Requests/s without the response cache, this tree (a') and the baseline with "
-        "GRAPHQL_QUERY_PLANS=false (a''), measured alternately on the same rows, each "
-        "server alone; above 1.000 this tree is faster.",
+        explanation,
         "",
         "| round | this tree | baseline | this tree / baseline |",
         "|---|---:|---:|---:|",
     ]
-    for number, (mine, theirs, ratio) in enumerate(
-        zip(results.uncached, results.baseline, ratios, strict=True), start=1
-    ):
+    for number, (ours, other, ratio) in enumerate(zip(mine, theirs, ratios, strict=True), 1):
         lines.append(
-            f"| {number} | {mine.requests_per_second:,.1f} | "
-            f"{theirs.requests_per_second:,.1f} | {ratio:.3f} |"
+            f"| {number} | {ours.requests_per_second:,.1f} | "
+            f"{other.requests_per_second:,.1f} | {ratio:.3f} |"
         )
     lines += [
         f"| median | {current:,.1f} | {baseline:,.1f} | {median(ratios):.3f} |",
