@@ -12,12 +12,18 @@ measures for `--seconds`:
   * GET /healthz every 20 ms, each on a new connection: p50/p99/max and failures (any status
     but 200, or no answer within `--probe-timeout`; a failed probe counts at the time waited);
   * signed callbacks of new recording files from `--senders` senders, each callback on a new
-    connection (as Tencent opens them), as fast as they are answered: callbacks/s and errors;
-  * the server's peak RSS (VmRSS in /proc/<pid>/status).
+    connection (as Tencent opens them), as fast as they are answered: callbacks/s and errors
+    (each file a new replay in the room list, on `--streams` streams of their own);
+  * the server's peak RSS (VmRSS in /proc/<pid>/status);
+  * the CPU the server, this harness and the attacker used (from /proc/<pid>/stat).
 
-A quiet phase (no attacker) runs first and last: their mean rate is the baseline. A row misses
-when /healthz p99 is 50 ms or more, a probe failed, or ingestion falls below 0.8 of the
-baseline. The markdown table is printed at the end; the exit status is 1 if any row misses.
+Requests are made on plain asyncio streams (an HTTP client library cost as much CPU per
+request as the server, and took it from the server on two cores). Before the attacker
+starts, the same server is measured as long again with no attacker: each attack row's
+ratio is taken against that quiet rate, which cancels the drift of this machine's rates
+between phases. Quiet phases (no attacker) also run first and last. A row misses when
+/healthz p99 is 50 ms or more, a probe failed, or ingestion falls below 0.8 of its quiet
+rate. The markdown table is printed at the end; the exit status is 1 if any row misses.
 `--server-cwd` runs the server from another checkout (`python -m` puts the working directory
 first on sys.path), e.g. a `git worktree` of an earlier commit.
 """
@@ -77,9 +83,6 @@ EARLIEST_TIME, LATEST_TIME = 946_684_800, 4_102_444_800
 LIVE_STREAM = "2121_anchor00000"
 INT32_MAX = 2**31 - 1
 # One connection per request: caps on connections (MAX_CONNECTIONS) apply to each.
-FRESH_CONNECTIONS = httpx.Limits(max_keepalive_connections=0)
-
-
 # ---------------------------------------------------------------------------------------
 # The attacker side: runs in a child process, counts what it got.
 
@@ -721,10 +724,20 @@ class Measurement:
     callbacks: Tally  # the errors; `ingested` counts the 200s within the phase
     ingested: int
     rss_peak_mb: float
+    # CPU seconds used during the phase: the server (all its threads), this harness,
+    # and the attacker's process (None when there is none).
+    cpu_seconds: tuple[float, float, float | None] = (0.0, 0.0, None)
 
     @property
     def callbacks_per_second(self) -> float:
         return self.ingested / self.seconds
+
+    def cpu_cell(self) -> str:
+        """Each process's CPU during the phase, in % of one core."""
+        server, harness, attacker = (
+            "-" if used is None else f"{100 * used / self.seconds:.0f}" for used in self.cpu_seconds
+        )
+        return f"{server} / {harness} / {attacker}"
 
 
 @dataclass
@@ -735,10 +748,67 @@ class Row:
     got: dict[str, int]
     server_after: str
     setup_seconds: float
+    # The same server measured for as long right before the attacker started (attack
+    # phases only): the rate its ratio is taken against, so that drift between phases
+    # (this machine's rates wander by a third within minutes) does not count.
+    quiet: Measurement | None = None
 
     @property
     def callbacks_per_second(self) -> float:
         return self.measured.callbacks_per_second
+
+    def ratio(self, baseline: float) -> float:
+        """Callbacks/s against the phase's own quiet rate (the quiet phases' `baseline`
+        for the quiet phases themselves)."""
+        reference = baseline if self.quiet is None else self.quiet.callbacks_per_second
+        return self.callbacks_per_second / reference if reference else 0.0
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user and system, every thread) a process has used; None if gone."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def used_since(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
+class NoAnswer(Exception):
+    """The server closed the connection, or sent what is not an HTTP answer."""
+
+
+async def plain_request(
+    base_url: str, method: str, path: str, body: bytes, seconds: float
+) -> tuple[int, bytes]:
+    """One HTTP/1.1 request on a new connection, as Tencent's senders make them: the
+    status and the body. Plain asyncio streams: an HTTP client library spent as much CPU
+    per request as the server did, and took that share of the two cores from it."""
+    host, port = base_url.removeprefix("http://").split(":")
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+
+    async def exchange() -> tuple[int, bytes]:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(head.encode() + body)
+            answer = await reader.read()  # Connection: close: the server ends it
+        finally:
+            writer.close()
+        status_line, _, rest = answer.partition(b"\r\n")
+        parts = status_line.split()
+        if len(parts) < 2 or not parts[1].isdigit():
+            raise NoAnswer(f"not an HTTP answer: {answer[:40]!r}")
+        return int(parts[1]), rest.partition(b"\r\n\r\n")[2]
+
+    return await asyncio.wait_for(exchange(), seconds)
 
 
 def rss_mb(pid: int) -> float:
@@ -748,9 +818,12 @@ def rss_mb(pid: int) -> float:
         return 0.0
 
 
-async def measure(base_url: str, pid: int, args: argparse.Namespace) -> Measurement:
+async def measure(
+    base_url: str, pid: int, args: argparse.Namespace, attacker_pid: int | None = None
+) -> Measurement:
     """Probe /healthz and send callbacks for `--seconds`; every request is bounded in time."""
     healthz, callbacks = Tally(), Tally()
+    cpu_before = (cpu_seconds(pid), time.process_time(), cpu_seconds(attacker_pid))
     peak = [rss_mb(pid)]
     ingested = 0
     began = time.monotonic()
@@ -758,62 +831,76 @@ async def measure(base_url: str, pid: int, args: argparse.Namespace) -> Measurem
     files = itertools.count()
 
     async def probe() -> None:
-        async with httpx.AsyncClient(
-            base_url=base_url, timeout=args.probe_timeout, limits=FRESH_CONNECTIONS
-        ) as http:
-            tick = began
-            while time.monotonic() < deadline:
-                healthz.requests += 1
-                asked = time.perf_counter()
-                try:
-                    response = await http.get("/healthz")
-                    why = None if response.status_code == 200 else f"status {response.status_code}"
-                except httpx.HTTPError as failure:
-                    why = failure_name(failure)
-                healthz.latencies.append(time.perf_counter() - asked)
-                if why is not None:
-                    healthz.fail(why)
-                tick = max(tick + PROBE_INTERVAL_SECONDS, time.monotonic())
-                await asyncio.sleep(tick - time.monotonic())
+        tick = began
+        while time.monotonic() < deadline:
+            healthz.requests += 1
+            asked = time.perf_counter()
+            try:
+                status, _ = await plain_request(
+                    base_url, "GET", "/healthz", b"", args.probe_timeout
+                )
+                why = None if status == 200 else f"status {status}"
+            except (OSError, TimeoutError, NoAnswer) as failure:
+                why = failure_name(failure)
+            healthz.latencies.append(time.perf_counter() - asked)
+            if why is not None:
+                healthz.fail(why)
+            tick = max(tick + PROBE_INTERVAL_SECONDS, time.monotonic())
+            await asyncio.sleep(tick - time.monotonic())
 
     async def send() -> None:
         nonlocal ingested
-        async with httpx.AsyncClient(
-            base_url=base_url, timeout=args.callback_timeout, limits=FRESH_CONNECTIONS
-        ) as http:
-            while time.monotonic() < deadline:
-                number = next(files)
-                start_time = BASE + 10 * 86400 + number * 60
-                event = recording(f"2121_anchor{number % args.streams:05d}",
-                                  f"ingest{number}-{uuid.uuid4().hex[:6]}",
-                                  start_time, start_time + 59, "mp4")  # fmt: skip
-                callbacks.requests += 1
-                try:
-                    response = await http.post("/callbacks/tencent", json=signed(event))
-                except httpx.HTTPError as failure:
-                    callbacks.fail(failure_name(failure))
-                    continue
-                except asyncio.CancelledError:
-                    callbacks.fail("no answer by the end of the phase")
-                    raise
-                if response.status_code != 200:
-                    callbacks.fail(f"status {response.status_code} {response.text[:80]}")
-                elif time.monotonic() <= deadline:
-                    ingested += 1
+        while time.monotonic() < deadline:
+            number = next(files)
+            # Each file a broadcast of its own (hours apart on its stream), on streams
+            # of their own: what a callback costs stays the same through a run (a file
+            # that joins a broadcast costs more the more files that one holds already).
+            start_time = BASE + 10 * 86400 + number * 3600
+            event = recording(f"2121_ingest{number % args.streams:05d}",
+                              f"ingest{number}-{uuid.uuid4().hex[:6]}",
+                              start_time, start_time + 59, "mp4")  # fmt: skip
+            callbacks.requests += 1
+            body = json.dumps(signed(event)).encode()
+            try:
+                status, answer = await plain_request(
+                    base_url, "POST", "/callbacks/tencent", body, args.callback_timeout
+                )
+            except (OSError, TimeoutError, NoAnswer) as failure:
+                callbacks.fail(failure_name(failure))
+                continue
+            except asyncio.CancelledError:
+                callbacks.fail("no answer by the end of the phase")
+                raise
+            if status != 200:
+                callbacks.fail(f"status {status} {answer[:80].decode(errors='replace')}")
+            elif time.monotonic() <= deadline:
+                ingested += 1
 
     async def sample_rss() -> None:
         while time.monotonic() < deadline:
             peak.append(rss_mb(pid))
             await asyncio.sleep(0.2)
 
+    cpu_after: tuple[float | None, float, float | None] = (None, 0.0, None)
+
+    async def sample_cpu() -> None:
+        nonlocal cpu_after
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        cpu_after = (cpu_seconds(pid), time.process_time(), cpu_seconds(attacker_pid))
+
     tasks = [asyncio.create_task(probe()), asyncio.create_task(sample_rss())]
+    tasks.append(asyncio.create_task(sample_cpu()))
     tasks += [asyncio.create_task(send()) for _ in range(args.senders)]
     # Probes time out by themselves; callbacks still unanswered by then are errors.
     _, pending = await asyncio.wait(tasks, timeout=args.seconds + args.probe_timeout + 0.5)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    return Measurement(args.seconds, healthz, callbacks, ingested, max(peak))
+    server, harness, attacker = (
+        used_since(before, after) for before, after in zip(cpu_before, cpu_after, strict=True)
+    )
+    cpu = (server or 0.0, harness or 0.0, attacker)
+    return Measurement(args.seconds, healthz, callbacks, ingested, max(peak), cpu)
 
 
 def load_catalog(base_url: str, streams: int) -> None:
@@ -870,9 +957,10 @@ def run_phase(phase: Phase, args: argparse.Namespace, work: Path, extra: dict[st
                 return unmeasured(phase, args, f"catalog not loaded: {str(failure)[:100]}")
             time.sleep(0.5)  # let the catalog's changes settle
             rss_before = rss_mb(process.pid)
-            got, setup_seconds, attacker = {}, 0.0, None
+            got, setup_seconds, attacker, quiet = {}, 0.0, None, None
             context = multiprocessing.get_context("fork")
             if phase.attack is not None:
+                quiet = asyncio.run(measure(base_url, process.pid, args))
                 stop, set_up = context.Event(), context.Event()
                 results: queue.Queue[dict[str, int]] = context.Queue()  # type: ignore[assignment]
                 target = Target(base_url, args, stop, set_up)
@@ -887,7 +975,8 @@ def run_phase(phase: Phase, args: argparse.Namespace, work: Path, extra: dict[st
                 if not set_up.wait(args.setup_timeout):
                     got["(attacker not set up in time)"] = 1
                 setup_seconds = time.monotonic() - began
-            measured = asyncio.run(measure(base_url, process.pid, args))
+            attacker_pid = None if attacker is None else attacker.pid
+            measured = asyncio.run(measure(base_url, process.pid, args, attacker_pid))
             if attacker is not None:
                 stop.set()
                 try:
@@ -898,7 +987,7 @@ def run_phase(phase: Phase, args: argparse.Namespace, work: Path, extra: dict[st
                 if attacker.is_alive():
                     attacker.kill()
             return Row(phase, measured, rss_before, got, server_state(process, base_url, log),
-                       setup_seconds)  # fmt: skip
+                       setup_seconds, quiet)  # fmt: skip
         finally:
             process.kill()  # a frozen server ignores SIGTERM
             process.wait()
@@ -916,6 +1005,13 @@ def summary(row: Row) -> str:
     return "; ".join(got) or "—"
 
 
+def callbacks_cell(row: Row) -> str:
+    """Callbacks/s, after the phase's own quiet rate if it has one."""
+    if row.quiet is None:
+        return f"{row.callbacks_per_second:.1f}"
+    return f"{row.quiet.callbacks_per_second:.1f} → {row.callbacks_per_second:.1f}"
+
+
 def misses(row: Row, baseline: float) -> list[str]:
     """Why a row misses the targets (nothing: it meets them)."""
     reasons = []
@@ -923,17 +1019,19 @@ def misses(row: Row, baseline: float) -> list[str]:
         reasons.append("healthz p99")
     if row.measured.healthz.errors:
         reasons.append("healthz failures")
-    if row.callbacks_per_second < INGESTION_RATIO_TARGET * baseline:
+    if row.ratio(baseline) < INGESTION_RATIO_TARGET:
         reasons.append("ingestion")
     return reasons
 
 
 def table(rows: list[Row], baseline: float) -> list[str]:
     lines = [
-        "| attack | healthz p50 / p99 / max ms | healthz failures | callbacks/s | ratio to quiet "
-        "| callback errors | server RSS MB (before → peak) | what the attacker got "
-        "| server after | meets targets |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---|---|",
+        "| attack | healthz p50 / p99 / max ms | healthz failures "
+        "| callbacks/s (quiet → attacked) | ratio to quiet "
+        "| callback errors | CPU % of a core: server / harness / attacker "
+        "| server RSS MB (before → peak) | what the attacker got | server after "
+        "| meets targets |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for row in rows:
         missed = misses(row, baseline)
@@ -943,9 +1041,10 @@ def table(rows: list[Row], baseline: float) -> list[str]:
             row.phase.title,
             healthz_cell(healthz),
             f"{healthz.errors} of {healthz.requests}",
-            f"{row.callbacks_per_second:.1f}",
-            f"{row.callbacks_per_second / baseline:.2f}",
+            callbacks_cell(row),
+            f"{row.ratio(baseline):.2f}",
             str(callbacks.errors),
+            row.measured.cpu_cell(),
             f"{row.rss_before_mb:.0f} → {row.measured.rss_peak_mb:.0f}",
             summary(row),
             row.server_after,
