@@ -62,15 +62,14 @@ from storage.database import (
     insert_or_ignore,
     table_of,
 )
+from storage.facts import facts_of_stream
 from storage.inbox import (
     OUTCOME_APPLIED,
     OUTCOME_IGNORED,
     OUTCOME_QUARANTINED,
     inbox_entry_by_key,
 )
-from storage.push_events import earliest_partner, pushes_of_stream
-from storage.recordings import files_of_stream
-from storage.screenshots import screenshots_of_stream
+from storage.push_events import earliest_partner
 from storage.streams import LockedStream, lock_stream, set_stream_live
 from storage.unit_of_work import CatalogChanges, UnitOfWork
 
@@ -540,9 +539,7 @@ def regroup_stream(
     broadcasts, since = broadcasts_of_stream(session, stream.id, after)
     existing = {b.id: b for b in broadcasts}
     positions_before = {b.id: public_room_position(b) for b in broadcasts}
-    pushes = pushes_of_stream(session, stream.id, since)
-    files = files_of_stream(session, stream.id, since)
-    shots = screenshots_of_stream(session, stream.id, since)
+    pushes, files, shots = facts_of_stream(session, stream.id, since)
     shapes = group_broadcasts(
         [
             PushFact(p.id or 0, p.started, p.event_time, p.sequence, p.push_duration_ms)

@@ -8,12 +8,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import URL, Engine, Table, bindparam, create_engine, event, make_url
-from sqlalchemy import select as select_columns
+from sqlalchemy import URL, Engine, Table, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import (
@@ -608,23 +606,6 @@ def insert_or_ignore(
     None if it existed."""
     statement = _insert_or_ignore(session.get_bind().dialect.name, table, tuple(keys))
     return cast(int | None, execute(session, statement, values).scalar_one_or_none())
-
-
-class FactsOfStream:
-    """A read of one kind of a stream's facts (what regrouping reads): every one, or
-    those from a time on; built once (their SQL and cache keys are then computed once,
-    not per callback)."""
-
-    def __init__(self, columns: Sequence[Any], stream_pk: Any, time: Any) -> None:
-        # Every one of the stream's (a statement to narrow further with `where`).
-        self.all = select_columns(*columns).where(stream_pk == bindparam("stream_pk"))
-        self._since = self.all.where(time >= bindparam("since"))
-
-    def rows(self, session: Session, stream_pk: int, since: datetime | None) -> list[Any]:
-        """As read-only records."""
-        if since is None:
-            return list(execute(session, self.all, {"stream_pk": stream_pk}))
-        return list(execute(session, self._since, {"stream_pk": stream_pk, "since": since}))
 
 
 @functools.cache

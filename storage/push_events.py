@@ -8,7 +8,7 @@ from sqlalchemy import select as select_columns
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col
 
-from storage.database import FactsOfStream
+from storage.database import execute
 
 
 class PushEvent(SQLModel, table=True):
@@ -36,19 +36,16 @@ class PushEvent(SQLModel, table=True):
     broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id", index=True)
 
 
-PUSH_FACT_COLUMNS = (
+# Built once (a statement's SQL and cache key are then computed once, not per callback).
+_EARLIER_OF_SEQUENCES = select_columns(
     col(PushEvent.id),
     col(PushEvent.started),
     col(PushEvent.event_time),
     col(PushEvent.sequence),
     col(PushEvent.push_duration_ms),
     col(PushEvent.broadcast_id),
-)
-
-
-# Built once (a statement's SQL and cache key are then computed once, not per callback).
-_PUSH_FACTS = FactsOfStream(PUSH_FACT_COLUMNS, col(PushEvent.stream_pk), col(PushEvent.event_time))
-_EARLIER_OF_SEQUENCES = _PUSH_FACTS.all.where(
+).where(
+    col(PushEvent.stream_pk) == bindparam("stream_pk"),
     col(PushEvent.sequence).in_(bindparam("sequences", expanding=True)),
     col(PushEvent.event_time) < bindparam("since"),
 )
@@ -64,20 +61,17 @@ _LAST_UNSEQUENCED_PUSH = select_columns(func.max(col(PushEvent.event_time))).whe
 )
 
 
-def pushes_of_stream(session: Session, stream_pk: int, since: datetime | None = None) -> list[Any]:
-    """The stream's pushes and cut-offs (from `since` on, if given, with every other one
-    of their sequences: a session's start need not be its earliest cut-off), as
-    read-only records (what grouping reads)."""
-    pushes = _PUSH_FACTS.rows(session, stream_pk, since)
-    if since is None:
-        return pushes
-    # Two plain reads, each on its own index (a union of both, measured, got a generic
-    # plan on PostgreSQL that took 20 times as long on a stream with a long history).
-    sequences = sorted({push.sequence for push in pushes if push.sequence})
-    if sequences:
-        earlier = {"stream_pk": stream_pk, "since": since, "sequences": sequences}
-        pushes += session.execute(_EARLIER_OF_SEQUENCES, earlier).all()
-    return pushes
+def earlier_of_sequences(
+    session: Session, stream_pk: int, since: datetime, sequences: list[str]
+) -> list[Any]:
+    """The stream's pushes and cut-offs before `since` of the given sequences, as rows of
+    (id, started, event_time, sequence, push_duration_ms, broadcast_id).
+
+    A read of its own on its own index (a union with the read of the facts from `since`
+    on, measured, got a generic plan on PostgreSQL that took 20 times as long on a
+    stream with a long history)."""
+    parameters = {"stream_pk": stream_pk, "since": since, "sequences": sequences}
+    return list(execute(session, _EARLIER_OF_SEQUENCES, parameters))
 
 
 def earliest_partner(
@@ -87,11 +81,11 @@ def earliest_partner(
     with a sequence, any of the same sequence; without, the last unsequenced push at or
     before it (time order pairs a cut-off with the push before it)."""
     if sequence:
-        found = session.execute(
-            _FIRST_OF_SEQUENCE, {"stream_pk": stream_pk, "sequence": sequence}
+        found = execute(
+            session, _FIRST_OF_SEQUENCE, {"stream_pk": stream_pk, "sequence": sequence}
         ).scalar_one_or_none()
     else:
-        found = session.execute(
-            _LAST_UNSEQUENCED_PUSH, {"stream_pk": stream_pk, "at": at}
+        found = execute(
+            session, _LAST_UNSEQUENCED_PUSH, {"stream_pk": stream_pk, "at": at}
         ).scalar_one_or_none()
     return cast(datetime | None, found)

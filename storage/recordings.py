@@ -6,12 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Select
-from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
 from storage.broadcasts import Broadcast, visible_to_public
-from storage.database import FactsOfStream, table_of
+from storage.database import table_of
 from storage.keyset import Listing
 
 
@@ -36,26 +35,6 @@ class RecordingFile(SQLModel, table=True):
     duration_seconds: int
     task_id: str | None = Field(default=None, max_length=256)
     received_at: datetime = Field(default_factory=utc_now)
-
-
-_FILE_FACTS = FactsOfStream(
-    [
-        col(RecordingFile.id),
-        col(RecordingFile.file_id),
-        col(RecordingFile.format),
-        col(RecordingFile.video_url),
-        col(RecordingFile.start_time),
-        col(RecordingFile.end_time),
-        col(RecordingFile.broadcast_id),
-    ],
-    col(RecordingFile.stream_pk),
-    col(RecordingFile.start_time),
-)
-
-
-def files_of_stream(session: Session, stream_pk: int, since: datetime | None = None) -> list[Any]:
-    """The stream's recording files (started at or after `since`), as read-only records."""
-    return _FILE_FACTS.rows(session, stream_pk, since)
 
 
 # A stream's (or every stream's) recording files, newest first.

@@ -1,13 +1,9 @@
 """Screenshots Tencent takes while a stream is live (event 200)."""
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Index, UniqueConstraint
-from sqlalchemy.orm import Session
-from sqlmodel import Field, SQLModel, col
-
-from storage.database import FactsOfStream
+from sqlmodel import Field, SQLModel
 
 
 class Screenshot(SQLModel, table=True):
@@ -25,22 +21,3 @@ class Screenshot(SQLModel, table=True):
     url: str = Field(max_length=2048)
     width: int | None = None
     height: int | None = None
-
-
-_SCREENSHOT_FACTS = FactsOfStream(
-    [
-        col(Screenshot.id),
-        col(Screenshot.taken_at),
-        col(Screenshot.url),
-        col(Screenshot.broadcast_id),
-    ],
-    col(Screenshot.stream_pk),
-    col(Screenshot.taken_at),
-)
-
-
-def screenshots_of_stream(
-    session: Session, stream_pk: int, since: datetime | None = None
-) -> list[Any]:
-    """The stream's screenshots (taken at or after `since`), as read-only records."""
-    return _SCREENSHOT_FACTS.rows(session, stream_pk, since)
