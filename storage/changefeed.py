@@ -1,10 +1,10 @@
 """The change feed: which broadcasts changed, told to every replica once committed.
 
 A unit of work that changes broadcasts announces it (storage/unit_of_work.py). On
-PostgreSQL the announcement is a NOTIFY inside that transaction, so it is
-delivered when (and only if) the transaction commits, to every process that
-LISTENs: each replica keeps one connection listening and fans changes out to
-its subscribers. On SQLite (one process) the unit of work delivers its
+PostgreSQL the announcements are NOTIFYs at the end of that transaction (as many
+changes in each as fit), so they are delivered when (and only if) the transaction
+commits, to every process that LISTENs: each replica keeps one connection listening
+and fans changes out to its subscribers. On SQLite (one process) the unit of work delivers its
 announcements in-process after the commit.
 
 Subscribers get a bounded queue: one that falls that far behind is ended with
@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,11 @@ class CatalogChange:
 
     @classmethod
     def from_json(cls, text: str) -> "CatalogChange":
-        stream_id, broadcast_ids, rooms, *rest = json.loads(text)
+        return cls.from_list(json.loads(text))
+
+    @classmethod
+    def from_list(cls, found: Any) -> "CatalogChange":
+        stream_id, broadcast_ids, rooms, *rest = found
         before = rest[0] if rest else None
         return cls(
             str(stream_id),
@@ -81,12 +85,43 @@ class TooManySubscribers(Exception):
 _NOTIFY = select(func.pg_notify(CHANNEL, bindparam("payload")))
 
 
-def announce(session: Session, change: CatalogChange) -> None:
-    """On PostgreSQL, tell every replica about `change` once the session's transaction
-    commits (on SQLite the unit of work delivers it in-process)."""
-    if session.get_bind().dialect.name == "postgresql":
-        # On the session's connection: the ORM's execution layer would add nothing.
-        session.connection().execute(_NOTIFY, {"payload": change.to_json()})
+# PostgreSQL refuses NOTIFY payloads of 8000 bytes or more.
+MAX_PAYLOAD_BYTES = 7_900
+
+
+def announce(session: Session, changes: Sequence[CatalogChange]) -> None:
+    """On PostgreSQL, tell every replica about a transaction's `changes` once it commits
+    (on SQLite the unit of work delivers them in-process): in as few NOTIFYs as their
+    payloads fit in, one for a batch of callbacks rather than one for each."""
+    if changes and session.get_bind().dialect.name == "postgresql":
+        connection = session.connection()  # the ORM's execution layer would add nothing
+        for payload in notify_payloads(changes):
+            connection.execute(_NOTIFY, {"payload": payload})
+
+
+def notify_payloads(changes: Iterable[CatalogChange]) -> Iterator[str]:
+    """The changes as JSON lists of changes, each under MAX_PAYLOAD_BYTES (ASCII JSON:
+    a character is a byte)."""
+    batch: list[str] = []
+    size = 2
+    for change in changes:
+        item = change.to_json()
+        if batch and size + len(item) + 1 > MAX_PAYLOAD_BYTES:
+            yield "[" + ",".join(batch) + "]"
+            batch, size = [], 2
+        batch.append(item)
+        size += len(item) + 1
+    if batch:
+        yield "[" + ",".join(batch) + "]"
+
+
+def changes_of_payload(payload: str) -> list[CatalogChange]:
+    """The changes a NOTIFY payload holds: a list of changes, or one change (what
+    releases before 2026-11-30 sent, one NOTIFY per change)."""
+    found = json.loads(payload)
+    if isinstance(found, list) and found and isinstance(found[0], list):
+        return [CatalogChange.from_list(item) for item in found]
+    return [CatalogChange.from_list(found)]
 
 
 class ChangeFeed:
@@ -200,8 +235,9 @@ class ChangeFeed:
 
     def _on_notification(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
-            change = CatalogChange.from_json(payload)
+            changes = changes_of_payload(payload)
         except (ValueError, TypeError):
             log.warning("change feed: ignoring a notification that is not ours")
             return
-        self.deliver(change)
+        for change in changes:
+            self.deliver(change)

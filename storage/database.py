@@ -39,7 +39,7 @@ from storage.catalog_version import (
     read_version,
     version_of,
 )
-from storage.changefeed import CatalogChange, ChangeFeed
+from storage.changefeed import CatalogChange, ChangeFeed, announce
 from storage.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -389,11 +389,13 @@ class Database:
     def _transaction(
         self, session: Session, work: Callable[[UnitOfWork], T]
     ) -> tuple[UnitOfWork, T]:
-        """The body of every write transaction: the work, then (on SQLite, where writers
-        take turns anyway) the version raise, committed with the write in one sync."""
+        """The body of every write transaction: the work, its announcements (NOTIFY, on
+        PostgreSQL), then (on SQLite, where writers take turns anyway) the version raise,
+        committed with the write in one sync."""
         unit = UnitOfWork(session)
         result = work(unit)
         session.flush()
+        announce(session, unit.changes.announcements)
         if self.is_sqlite and unit.changes:
             raise_version(session, unit.changes.tags)
         return unit, result

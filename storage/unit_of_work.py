@@ -20,7 +20,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from storage.cache_tags import EVERYTHING, ROOM_ORDER, anchor_tag, stream_tag
-from storage.changefeed import CatalogChange, announce
+from storage.changefeed import CatalogChange
 
 
 class StreamRow(Protocol):
@@ -99,7 +99,6 @@ class UnitOfWork:
         if room_order:
             self.changes.tags.add(ROOM_ORDER)
         self.changes.announcements.append(change)
-        announce(self.session, change)
 
     def streams_changed(self, *streams: StreamRow) -> None:
         """Streams' facts, owner or liveness changed (and so, for cached answers, their

@@ -5,21 +5,31 @@ import json
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
+import asyncpg
 import httpx
 import pytest
 import uvicorn
 import websockets
+from sqlalchemy import event
 from strawberry.types import ExecutionResult
 
 from replay_catalog.app import create_app
 from resolvers.shared_subscriptions import SharedSubscriptions, SubscriptionCaps
-from storage.changefeed import CatalogChange, ChangeFeed, SubscriberTooSlow
+from storage.changefeed import (
+    CHANNEL,
+    MAX_PAYLOAD_BYTES,
+    CatalogChange,
+    ChangeFeed,
+    SubscriberTooSlow,
+)
+from storage.database import Database
+from storage.unit_of_work import UnitOfWork
 from tests.catalog_client import (
     ADMIN_TOKEN,
     BASE,
@@ -329,6 +339,64 @@ async def test_a_callback_to_one_replica_reaches_a_subscriber_on_another(
         assert rooms.json()["data"]["rooms"]["edges"] == [
             {"node": {"kind": "LIVE", "stream": {"streamId": "2121_erin"}}}
         ]
+
+
+@pytest.mark.postgres
+async def test_a_transactions_changes_reach_another_replica_however_many_it_holds(
+    shared_postgres: str,
+) -> None:
+    """A transaction's changes go to the other replicas in as few NOTIFYs as they fit in
+    (PostgreSQL refuses payloads of 8000 bytes or more); an announcement as releases
+    before sent them, one change per NOTIFY, is still understood."""
+    listener = Database(shared_postgres, subscriber_queue_size=1000)
+    writer = Database(shared_postgres)
+    changes = [CatalogChange(f"2121_{'x' * 60}{n}", (n, n + 1), True, (n,)) for n in range(300)]
+    assert sum(len(c.to_json()) for c in changes) > 3 * MAX_PAYLOAD_BYTES
+    try:
+        heard = listener.changes.subscribe()
+        first = asyncio.ensure_future(anext(heard))
+        await listener.changes.start()
+        await asyncio.sleep(0.1)
+
+        def announce_all(work: UnitOfWork) -> None:
+            work.changes.announcements.extend(changes)
+
+        with counting_notifies(writer) as notifies:
+            await writer.write(announce_all)
+        assert 1 < len(notifies) < 10
+        received = [await asyncio.wait_for(first, 5)]
+        while len(received) < len(changes):
+            received.append(await asyncio.wait_for(anext(heard), 5))
+        assert received == changes
+
+        old = CatalogChange("2121_old", (7,), False, ())
+        connection = await asyncpg.connect(shared_postgres.replace("+asyncpg", ""))
+        try:
+            await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, old.to_json())
+        finally:
+            await connection.close()
+        assert await asyncio.wait_for(anext(heard), 5) == old
+    finally:
+        await listener.dispose()
+        await writer.dispose()
+
+
+@contextmanager
+def counting_notifies(database: Database) -> Iterator[list[str]]:
+    """The NOTIFY statements the database's engines run inside the block."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "pg_notify" in statement:
+            statements.append(statement)
+
+    for engine in database.sync_engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        for engine in database.sync_engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_every_subscriber_of_a_document_is_told_the_same_change(
