@@ -68,6 +68,7 @@ from storage.inbox import (
     OUTCOME_IGNORED,
     OUTCOME_QUARANTINED,
     inbox_entry_by_key,
+    store_entries,
 )
 from storage.push_events import earliest_partner
 from storage.streams import LockedStream, lock_stream, set_stream_live
@@ -266,7 +267,15 @@ class Ingestor:
             ordered = sorted(batch, key=lambda queued: queued.entry["stream_id"] or "")
 
             def store_all(work: UnitOfWork) -> list[IngestResult]:
-                return [store_separately(work, q.entry, q.event, rules) for q in ordered]
+                # The batch's inbox entries in one statement; of one event delivered
+                # twice in the batch, the first is new and the second a retry.
+                new = store_entries(work.session, [q.entry for q in ordered])
+                results = []
+                for q in ordered:
+                    key = q.entry["event_key"]
+                    results.append(store_separately(work, q.entry, q.event, rules, key in new))
+                    new.discard(key)
+                return results
 
             try:
                 results = await self.database.write(store_all)
@@ -326,10 +335,11 @@ def store_separately(
     entry: dict[str, Any],
     event: CatalogEvent | UnusedEvent | None,
     rules: GroupingRules,
+    stored: bool | None = None,
 ) -> IngestResult:
     """store_callback inside a larger unit of work, with a description of its own."""
     with work.part() as own:
-        return store_callback(own, entry, event, rules)
+        return store_callback(own, entry, event, rules, stored)
 
 
 def store_callback(
@@ -337,12 +347,20 @@ def store_callback(
     entry: dict[str, Any],
     event: CatalogEvent | UnusedEvent | None,
     rules: GroupingRules,
+    stored: bool | None = None,
 ) -> IngestResult:
-    """Store a callback's inbox entry and, if it is new and applicable, apply its event."""
+    """Store a callback's inbox entry and, if it is new and applicable, apply its event.
+
+    `stored`: the entry was stored already, by this transaction (True) or before it
+    (False, a retry); None: store it here.
+    """
     session = work.session
-    if insert_or_ignore(session, table_of(InboxEntry), entry, ["event_key"]) is None:
-        stored = inbox_entry_by_key(session, entry["event_key"])
-        return IngestResult(True, True, entry["event_type"], stored.outcome, stored.reason)
+    if stored is None:
+        stored = insert_or_ignore(session, table_of(InboxEntry), entry, ["event_key"]) is not None
+    if not stored:
+        stored_entry = inbox_entry_by_key(session, entry["event_key"])
+        outcome, reason = stored_entry.outcome, stored_entry.reason
+        return IngestResult(True, True, entry["event_type"], outcome, reason)
     if entry["outcome"] == OUTCOME_APPLIED and isinstance(event, CatalogEvent):
         apply_event(work, event, rules)
     return IngestResult(

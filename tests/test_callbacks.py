@@ -301,7 +301,8 @@ async def test_concurrent_callbacks_share_transactions_and_one_refused_fails_alo
     catalog: CatalogClient,
 ) -> None:
     """Group commit: callbacks that arrive together are written in fewer transactions
-    than there are callbacks, each answered after its own is stored; one the database
+    (and inbox inserts and NOTIFYs) than there are callbacks, each answered after its own
+    is stored; one the database
     refuses in a shared transaction is quarantined alone, and nothing of the rest is
     lost or stored twice."""
 
@@ -317,6 +318,10 @@ async def test_concurrent_callbacks_share_transactions_and_one_refused_fails_alo
         await deliver([*files, *files[:4]])  # four retries, delivered at the same time
     version_raises = [s for s in statements if s.startswith("INSERT INTO catalog_version")]
     assert 0 < len(version_raises) < len(files)
+    # A batch's inbox entries in one statement, its announcements in one NOTIFY.
+    inbox_inserts = [s for s in statements if s.startswith("INSERT INTO inbox_entry")]
+    assert 0 < len(inbox_inserts) < len(files)
+    assert len([s for s in statements if "pg_notify" in s]) < len(files)
 
     more = [file(n) for n in range(30, 40)]
     async with database_refusing(catalog, "recording_file", "file_id", "evil"):
