@@ -270,11 +270,16 @@ class Ingestor:
                 # The batch's inbox entries in one statement; of one event delivered
                 # twice in the batch, the first is new and the second a retry.
                 new = store_entries(work.session, [q.entry for q in ordered])
+                regroups = Regroups()
                 results = []
                 for q in ordered:
                     key = q.entry["event_key"]
-                    results.append(store_separately(work, q.entry, q.event, rules, key in new))
+                    stored = key in new
+                    results.append(
+                        store_separately(work, q.entry, q.event, rules, stored, regroups)
+                    )
                     new.discard(key)
+                regroups.run(work, rules)
                 return results
 
             try:
@@ -336,10 +341,11 @@ def store_separately(
     event: CatalogEvent | UnusedEvent | None,
     rules: GroupingRules,
     stored: bool | None = None,
+    regroups: "Regroups | None" = None,
 ) -> IngestResult:
     """store_callback inside a larger unit of work, with a description of its own."""
     with work.part() as own:
-        return store_callback(own, entry, event, rules, stored)
+        return store_callback(own, entry, event, rules, stored, regroups)
 
 
 def store_callback(
@@ -348,11 +354,13 @@ def store_callback(
     event: CatalogEvent | UnusedEvent | None,
     rules: GroupingRules,
     stored: bool | None = None,
+    regroups: "Regroups | None" = None,
 ) -> IngestResult:
     """Store a callback's inbox entry and, if it is new and applicable, apply its event.
 
     `stored`: the entry was stored already, by this transaction (True) or before it
-    (False, a retry); None: store it here.
+    (False, a retry); None: store it here. `regroups`: regroup the stream there, once
+    for the batch, rather than here.
     """
     session = work.session
     if stored is None:
@@ -362,7 +370,7 @@ def store_callback(
         outcome, reason = stored_entry.outcome, stored_entry.reason
         return IngestResult(True, True, entry["event_type"], outcome, reason)
     if entry["outcome"] == OUTCOME_APPLIED and isinstance(event, CatalogEvent):
-        apply_event(work, event, rules)
+        apply_event(work, event, rules, regroups)
     return IngestResult(
         True, False, entry["event_type"], entry["outcome"], entry["reason"], work.changes
     )
@@ -443,15 +451,52 @@ def loggable_stream_id(text: str | None) -> str:
     return "-" if text is None else text[:80].encode("unicode_escape").decode()
 
 
-def apply_event(work: UnitOfWork, event: CatalogEvent, rules: GroupingRules) -> None:
-    """Record the event's fact and regroup its stream, inside the caller's unit of work."""
+def apply_event(
+    work: UnitOfWork,
+    event: CatalogEvent,
+    rules: GroupingRules,
+    regroups: "Regroups | None" = None,
+) -> None:
+    """Record the event's fact and regroup its stream, inside the caller's unit of work
+    (or leave the regrouping to `regroups`)."""
     session = work.session
     stream = lock_stream(session, event.stream_id)
     kind, values = fact_values(event, stream.id)
     if insert_or_ignore(session, table_of(kind), values, _fact_keys(event)) is not None:
         work.streams_changed(stream)
     after = _earliest_reach(session, stream.id, event)
-    regroup_stream(work, stream, rules, after=after)
+    if regroups is None:
+        regroup_stream(work, stream, rules, after=after)
+    else:
+        regroups.add(work, stream, after)
+
+
+class Regroups:
+    """The streams a batch of callbacks gave new facts, each regrouped once after all of
+    them are stored, from the earliest time any of them reaches.
+
+    Regrouping from a time on is a function of the facts from there on: with several new
+    facts, from the earliest reach of them all it gives what regrouping after each would
+    (tests/test_ordering.py). A live room's screenshots arrive several to a batch.
+    """
+
+    def __init__(self) -> None:
+        self._streams: dict[str, tuple[LockedStream, datetime, list[UnitOfWork]]] = {}
+
+    def add(self, work: UnitOfWork, stream: LockedStream, after: datetime) -> None:
+        """Regroup `stream` from `after` on (or earlier), and tell `work` what changed."""
+        _, earliest, parts = self._streams.get(stream.stream_id, (stream, after, []))
+        self._streams[stream.stream_id] = (stream, min(earliest, after), [*parts, work])
+
+    def run(self, work: UnitOfWork, rules: GroupingRules) -> None:
+        """Regroup each stream, in the order they were locked; each callback's result
+        says what its stream's regrouping changed."""
+        for stream, after, parts in self._streams.values():
+            with work.part() as regrouped:
+                regroup_stream(regrouped, stream, rules, after=after)
+            for part in parts:
+                part.changes.merge(regrouped.changes)
+        self._streams.clear()
 
 
 def _earliest_reach(session: Session, stream_pk: int, event: CatalogEvent) -> datetime:

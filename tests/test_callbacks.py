@@ -26,6 +26,7 @@ from tests.catalog_client import (
     make_settings,
     push,
     recording,
+    screenshot,
     sign,
 )
 
@@ -235,6 +236,23 @@ async def test_concurrent_events_of_one_new_stream_all_land_in_one_broadcast(
     assert broadcast["isLive"] is True
     anchors = await catalog.database.scalars(select(func.count()).select_from(Anchor))
     assert anchors == [1]
+
+
+async def test_a_batch_regroups_each_stream_once_for_all_its_new_facts(
+    catalog: CatalogClient,
+) -> None:
+    """Screenshots of a live room that arrive together are written in one transaction and
+    the room regrouped once for them all (not once each), with the latest as its cover."""
+    await catalog.send(push("2121_live", BASE, "s1"))
+    shots = [screenshot("2121_live", BASE + 10 * (i + 1)) for i in range(16)]
+    with catalog.counting_statements(selects_only=True) as selects:
+        responses = await asyncio.gather(*(catalog.post_callback(sign(e)) for e in shots))
+    assert [r.status_code for r in responses] == [200] * len(shots)
+    regroup_reads = [s for s in selects if "AS boundary" in s]
+    assert 0 < len(regroup_reads) < len(shots) / 2
+    (room,) = await catalog.all_rooms(fields="kind coverUrl")
+    assert room["kind"] == "LIVE"
+    assert room["coverUrl"].endswith(shots[-1]["pic_url"])
 
 
 async def test_numbers_too_wide_to_store_are_dropped_not_retried_forever(
