@@ -171,6 +171,7 @@ def graphql_outcome(response: httpx.Response) -> str:
         return f"{response.status_code} ok"
     message = re.sub(r"\(id \w+\)", "(id …)", str(errors[0].get("message", "")))
     message = re.sub(r"\b\d+\b", "N", message)
+    message = re.sub(r"'A\d+'", "'A…'", message)  # the attackers' operation names
     return f"{response.status_code} {message[:70]!r}"
 
 
