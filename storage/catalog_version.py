@@ -84,15 +84,30 @@ def new_epoch() -> str:
     return secrets.token_hex(8)
 
 
+# The three above in one round trip, on PostgreSQL (SQLite has no INSERT in WITH): its
+# writer raises the version after each batch, in a transaction of its own.
+RAISE_RECORD_FORGET = text(
+    "WITH raised AS (INSERT INTO catalog_version (id, version, epoch) VALUES (:row, 1, :epoch)"
+    " ON CONFLICT (id) DO UPDATE SET version = catalog_version.version + 1 RETURNING version),"
+    " recorded AS (INSERT INTO catalog_change (version, tags) SELECT version, :tags FROM raised"
+    " ON CONFLICT (version) DO UPDATE SET tags = excluded.tags)"
+    " DELETE FROM catalog_change WHERE version <= (SELECT version FROM raised) - :kept"
+).bindparams(row=VERSION_ROW, kept=KEPT_CHANGES)
+
+
 def raise_version(connection: Connection | Session, tags: Iterable[str]) -> None:
     """Raise the version and record what changed (`tags`), in the caller's (short)
     transaction."""
-    version = int(connection.execute(RAISE_VERSION, {"epoch": new_epoch()}).scalar_one())
     listed = sorted(set(tags))
     # Not itemised (no tags: a writer that said only that something changed) or too
     # many to be worth itemising: anything may have changed.
     itemised = listed and EVERYTHING not in listed and len(listed) <= MAX_TAGS
     text_of_tags = " ".join(listed) if itemised else EVERYTHING
+    bind = connection.get_bind() if isinstance(connection, Session) else connection
+    if bind.dialect.name == "postgresql":
+        connection.execute(RAISE_RECORD_FORGET, {"epoch": new_epoch(), "tags": text_of_tags})
+        return
+    version = int(connection.execute(RAISE_VERSION, {"epoch": new_epoch()}).scalar_one())
     connection.execute(RECORD_CHANGE, {"version": version, "tags": text_of_tags})
     connection.execute(FORGET_CHANGES, {"oldest": version - KEPT_CHANGES})
 
