@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
@@ -54,6 +54,7 @@ from storage.broadcasts import (
     public_room_position,
     reshape_broadcasts,
     room_place,
+    room_position,
 )
 from storage.changefeed import CatalogChange
 from storage.database import (
@@ -640,20 +641,19 @@ def regroup_stream(
             b for b in previous if b is not None and b in existing and b not in kept
         )
         shaped = shaped_columns(shape)
-        if not candidates:
-            broadcast_id = insert_broadcast(session, stream.id, shaped)
-            positions_after[broadcast_id] = public_room_position(_placed(shaped, None))
-            changed.add(broadcast_id)
+        current = existing[candidates[0]] if candidates else None
+        if current is not None and all(getattr(current, n) == v for n, v in shaped.items()):
+            broadcast_id = current.id
+            positions_after[broadcast_id] = positions_before[broadcast_id]
         else:
-            broadcast_id = candidates[0]
-            current = existing[broadcast_id]
-            if any(getattr(current, name) != value for name, value in shaped.items()):
-                placed = _placed(shaped, current)
-                reshaped.append({**placed.values, "broadcast_id": broadcast_id})
-                positions_after[broadcast_id] = public_room_position(placed)
-                changed.add(broadcast_id)
+            placed, position = _placed(shaped, current)
+            if current is None:
+                broadcast_id = insert_broadcast(session, stream.id, placed)
             else:
-                positions_after[broadcast_id] = positions_before[broadcast_id]
+                broadcast_id = current.id
+                reshaped.append({**placed, "broadcast_id": broadcast_id})
+            positions_after[broadcast_id] = position
+            changed.add(broadcast_id)
         kept.add(broadcast_id)
         if shape.is_live:
             live_broadcast = broadcast_id
@@ -695,36 +695,18 @@ def shaped_columns(shape: BroadcastShape) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class _Placed:
-    """A broadcast's new columns and what places it (BroadcastPlace)."""
-
-    values: dict[str, Any]
-    hidden: bool
-    deleted_at: datetime | None
-
-    @property
-    def room_rank(self) -> int | None:
-        return cast(int | None, self.values["room_rank"])
-
-    @property
-    def room_time(self) -> datetime | None:
-        return cast(datetime | None, self.values["room_time"])
-
-
-def _placed(shaped: dict[str, Any], current: Any) -> _Placed:
-    """The shaped columns with room_rank and room_time, for a broadcast whose curation
-    (featured, hidden, deleted) is `current`'s, or none (a new one)."""
-    featured = bool(current is not None and current.featured)
+def _placed(shaped: dict[str, Any], current: Any) -> tuple[dict[str, Any], Any]:
+    """The shaped columns with room_rank and room_time, and the public room position
+    they give, for a broadcast whose curation (featured, hidden, deleted) is `current`'s,
+    or none (a new one)."""
+    featured, hidden, deleted_at = (
+        (False, False, None)
+        if current is None
+        else (current.featured, current.hidden, current.deleted_at)
+    )
     rank, time = room_place(
-        shaped["is_live"],
-        shaped["recording_count"],
-        featured,
-        shaped["started_at"],
+        shaped["is_live"], shaped["recording_count"], featured, shaped["started_at"],
         shaped["ended_at"],
-    )
-    return _Placed(
-        {**shaped, "room_rank": rank, "room_time": time},
-        hidden=bool(current is not None and current.hidden),
-        deleted_at=None if current is None else current.deleted_at,
-    )
+    )  # fmt: skip
+    placed = {**shaped, "room_rank": rank, "room_time": time}
+    return placed, room_position(rank, time, hidden, deleted_at)

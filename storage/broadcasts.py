@@ -129,9 +129,18 @@ def room_place(
 
 def public_room_position(broadcast: BroadcastPlace) -> tuple[Any, ...] | None:
     """What places a broadcast in the public room list (None: not in it)."""
-    if broadcast.room_rank is None or broadcast.hidden or broadcast.deleted_at is not None:
+    return room_position(
+        broadcast.room_rank, broadcast.room_time, broadcast.hidden, broadcast.deleted_at
+    )
+
+
+def room_position(
+    room_rank: int | None, room_time: datetime | None, hidden: bool, deleted_at: datetime | None
+) -> tuple[Any, ...] | None:
+    """public_room_position, of a broadcast's columns."""
+    if room_rank is None or hidden or deleted_at is not None:
         return None
-    return (broadcast.room_rank, broadcast.room_time)
+    return (room_rank, room_time)
 
 
 def visible_to_public() -> list[ColumnElement[bool]]:
@@ -206,26 +215,18 @@ def broadcasts_of_stream(
     return rows, (rows[0].boundary if rows else None)
 
 
-def insert_broadcast(session: Session, stream_pk: int, shaped: dict[str, Any]) -> int:
-    """A new broadcast of the stream with the `shaped` columns (SHAPED_COLUMNS), placed
-    in the room list; its id."""
-    now = utc_now()
+def insert_broadcast(session: Session, stream_pk: int, placed: dict[str, Any]) -> int:
+    """A new broadcast of the stream, not curated, with the `placed` columns
+    (SHAPED_COLUMNS, room_rank and room_time); its id."""
     values = {
-        **shaped,
+        **placed,
         "stream_pk": stream_pk,
         "featured": False,
         "hidden": False,
         "title": None,
         "deleted_at": None,
-        "updated_at": now,
+        "updated_at": utc_now(),
     }
-    values["room_rank"], values["room_time"] = room_place(
-        shaped["is_live"],
-        shaped["recording_count"],
-        False,
-        shaped["started_at"],
-        shaped["ended_at"],
-    )
     return int(execute(session, _INSERT, values).scalar_one())
 
 
