@@ -606,14 +606,27 @@ def insert_or_ignore(
 ) -> int | None:
     """INSERT a row unless one with the same unique `keys` exists; the new row's id, or
     None if it existed."""
-    statement = _insert_or_ignore(session.get_bind().dialect.name, table, tuple(keys))
+    statement = _insert_or_ignore(session.get_bind().dialect.name, table, tuple(keys), "id")
     return cast(int | None, execute(session, statement, values).scalar_one_or_none())
 
 
+def insert_all_or_ignore(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], key: str
+) -> set[Any]:
+    """INSERT rows, in one statement, except those whose unique `key` is stored already
+    (or comes twice among them: the first is kept); the keys of those inserted."""
+    if not rows:
+        return set()
+    statement = _insert_or_ignore(session.get_bind().dialect.name, table, (key,), key)
+    return set(execute(session, statement, list(rows)).scalars())
+
+
 @functools.cache
-def _insert_or_ignore(dialect_name: str, table: Table, keys: tuple[str, ...]) -> Any:
+def _insert_or_ignore(
+    dialect_name: str, table: Table, keys: tuple[str, ...], returning: str
+) -> Any:
     """Built once per table (its SQL and cache key are then computed once, not per row);
     the values come as parameters."""
     dialect = sqlite if dialect_name == "sqlite" else postgresql
     insert = dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
-    return insert.returning(table.c.id)
+    return insert.returning(table.c[returning])

@@ -1,19 +1,17 @@
 """The inbox: every authenticated callback, exactly as received, stored once."""
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
-from storage.database import execute, table_of
+from storage.database import insert_all_or_ignore, table_of
 from storage.keyset import Listing
 
 OUTCOME_APPLIED = "applied"
@@ -45,18 +43,7 @@ class InboxEntry(SQLModel, table=True):
 def store_entries(session: Session, entries: Sequence[dict[str, Any]]) -> set[str]:
     """Insert inbox entries, in one statement, except those whose event_key is stored
     already (or comes twice among them: the first is kept); the keys of those inserted."""
-    if not entries:
-        return set()
-    statement = _insert_entries(session.get_bind().dialect.name)
-    return {row.event_key for row in execute(session, statement, list(entries))}
-
-
-@functools.cache
-def _insert_entries(dialect_name: str) -> Any:
-    dialect = sqlite if dialect_name == "sqlite" else postgresql
-    table = table_of(InboxEntry)
-    insert = dialect.insert(table).on_conflict_do_nothing(index_elements=["event_key"])
-    return insert.returning(table.c.event_key)
+    return insert_all_or_ignore(session, table_of(InboxEntry), entries, "event_key")
 
 
 def inbox_entry_by_key(session: Session, event_key: str) -> InboxEntry:
