@@ -14,6 +14,7 @@ from resolvers import catalog
 from schema.connections import (
     NOT_LOADED,
     CatalogInfo,
+    at_once_or_awaited,
     load_ahead,
     load_nodes,
     loaded,
@@ -87,7 +88,11 @@ class Anchor(relay.Node):
 
 async def anchor_by_pk(info: CatalogInfo, anchor_pk: int) -> Anchor:
     """An anchor a stream points to."""
-    anchor = Anchor.from_row(await info.context.loaders.anchor.load(anchor_pk))
+    return _required(await info.context.loaders.anchor.load(anchor_pk))
+
+
+def _required(row: anchor_rows.Anchor | None) -> Anchor:
+    anchor = Anchor.from_row(row)
     assert anchor is not None  # every stream has an anchor (a placeholder at least)
     return anchor
 
@@ -109,9 +114,4 @@ def anchor_of(info: CatalogInfo, stream_pk: int) -> Anchor:
 
 def anchor_at(info: CatalogInfo, anchor_pk: int) -> Anchor:
     """anchor_by_pk, at once if a page loaded it ahead (else it is awaited)."""
-    row = loaded(info.context.loaders.anchor, anchor_pk)
-    if row is NOT_LOADED:
-        return cast(Anchor, anchor_by_pk(info, anchor_pk))
-    anchor = Anchor.from_row(row)
-    assert anchor is not None
-    return anchor
+    return at_once_or_awaited(info.context.loaders.anchor, anchor_pk, _required)

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Self, cast
+from typing import Any, Self
 
 import strawberry
 from strawberry import relay
@@ -10,7 +10,7 @@ from strawberry import relay
 from domain.timeline import timeline
 from resolvers.global_ids import replay_playlist_path
 from schema.anchor import Anchor, anchor_of
-from schema.connections import NOT_LOADED, CatalogInfo, load_nodes, loaded
+from schema.connections import CatalogInfo, at_once_or_awaited, load_nodes
 from schema.recording_file import RecordingFile, RecordingFormat
 from schema.seconds import saturated
 from schema.stream import Stream, stream_of
@@ -111,14 +111,9 @@ class Broadcast(relay.Node):
 
     @strawberry.field(description="Every part and format, ordered by start time.")
     def recordings(self, info: CatalogInfo) -> list[RecordingFile]:
-        rows = loaded(info.context.loaders.recordings_of_broadcast, self.pk)
-        if rows is NOT_LOADED:
-            return cast(list[RecordingFile], self._recordings(info))
-        return [RecordingFile.from_row_required(row) for row in rows]
-
-    async def _recordings(self, info: CatalogInfo) -> list[RecordingFile]:
-        rows = await info.context.loaders.recordings_of_broadcast.load(self.pk)
-        return [RecordingFile.from_row_required(row) for row in rows]
+        return at_once_or_awaited(
+            info.context.loaders.recordings_of_broadcast, self.pk, _recording_files
+        )
 
 
 def replay_playback_url(broadcast: Broadcast, info: CatalogInfo) -> str | None:
@@ -126,3 +121,7 @@ def replay_playback_url(broadcast: Broadcast, info: CatalogInfo) -> str | None:
     if broadcast.is_live or broadcast.hls_part_count < 2:
         return broadcast.recorded_playback_url
     return info.context.base_url + replay_playlist_path(broadcast.pk)
+
+
+def _recording_files(rows: Iterable[Any]) -> list[RecordingFile]:
+    return [RecordingFile.from_row_required(row) for row in rows]

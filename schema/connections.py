@@ -6,8 +6,8 @@ of thing it shows, whatever its length.
 
 import asyncio
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar, cast
 
 from strawberry import relay
 from strawberry.dataloader import DataLoader
@@ -33,6 +33,8 @@ async def load_nodes(loader: Any, node_ids: Iterable[str], convert: Any) -> list
     return [convert(next(found)) if k is not None else None for k in keys]
 
 
+T = TypeVar("T")
+
 # What `loaded` gives for a key the request's loader does not hold (yet).
 NOT_LOADED: Any = object()
 
@@ -48,6 +50,20 @@ def loaded(loader: DataLoader[Any, Any], key: Any) -> Any:
     if future is None or not future.done() or future.cancelled() or future.exception():
         return NOT_LOADED
     return future.result()
+
+
+def at_once_or_awaited(loader: DataLoader[Any, Any], key: Any, convert: Callable[[Any], T]) -> T:
+    """`convert` of what the loader holds for `key`, at once if a page loaded it ahead
+    (`loaded`); else a coroutine of it, which the resolver returns as its value and
+    graphql-core awaits, as it does for any resolver."""
+    row = loaded(loader, key)
+    if row is NOT_LOADED:
+        return cast(T, _converted(loader.load(key), convert))
+    return convert(row)
+
+
+async def _converted(row: Awaitable[Any], convert: Callable[[Any], T]) -> T:
+    return convert(await row)
 
 
 def selected_names(info: Info[Any, Any]) -> set[str]:

@@ -5,7 +5,7 @@ strawberry.lazy in annotations and inside the resolvers that build one.
 """
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Annotated, Self, cast
+from typing import TYPE_CHECKING, Annotated, Self
 
 import strawberry
 from strawberry import relay
@@ -13,11 +13,10 @@ from strawberry import relay
 from resolvers import catalog
 from schema.anchor import Anchor, anchor_at
 from schema.connections import (
-    NOT_LOADED,
     CatalogInfo,
+    at_once_or_awaited,
     load_ahead,
     load_nodes,
-    loaded,
     to_connection,
 )
 from schema.live_play_urls import LivePlayUrls, stream_play_urls
@@ -92,9 +91,5 @@ async def stream_by_pk(info: CatalogInfo, stream_pk: int) -> Stream:
 
 
 def stream_of(info: CatalogInfo, stream_pk: int) -> Stream:
-    """stream_by_pk, at once if a page loaded it ahead (else what the resolver returns is
-    awaited, which graphql-core does for any resolver)."""
-    row = loaded(info.context.loaders.stream, stream_pk)
-    if row is NOT_LOADED:
-        return cast(Stream, stream_by_pk(info, stream_pk))
-    return Stream.from_row_required(row)
+    """stream_by_pk, at once if a page loaded it ahead (else it is awaited)."""
+    return at_once_or_awaited(info.context.loaders.stream, stream_pk, Stream.from_row_required)
