@@ -4,8 +4,8 @@ A unit of work that changes broadcasts announces it (storage/unit_of_work.py). O
 PostgreSQL the announcements are NOTIFYs at the end of that transaction (as many
 changes in each as fit), so they are delivered when (and only if) the transaction
 commits, to every process that LISTENs: each replica keeps one connection listening
-and fans changes out to its subscribers. On SQLite (one process) the unit of work delivers its
-announcements in-process after the commit.
+and fans changes out to its subscribers. On SQLite (one process) the unit of work
+delivers its announcements in-process after the commit.
 
 Subscribers get a bounded queue: one that falls that far behind is ended with
 SubscriberTooSlow rather than growing memory without bound.
@@ -52,11 +52,8 @@ class CatalogChange:
         return json.dumps([self.stream_id, list(self.broadcast_ids), self.rooms, before])
 
     @classmethod
-    def from_json(cls, text: str) -> "CatalogChange":
-        return cls.from_list(json.loads(text))
-
-    @classmethod
     def from_list(cls, found: Any) -> "CatalogChange":
+        """The change `to_json` wrote, read back with json.loads."""
         stream_id, broadcast_ids, rooms, *rest = found
         before = rest[0] if rest else None
         return cls(
