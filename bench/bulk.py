@@ -59,7 +59,8 @@ import tencent
 from domain.grouping import FileFact, GroupingRules, PushFact, ScreenshotFact, group_broadcasts
 from domain.times import utc_now
 from replay_catalog.settings import Settings
-from resolvers.ingestion import fact_values, shaped_columns
+from resolvers.ingestion import fact_values
+from resolvers.regrouping import shaped_columns
 from storage import Anchor, Broadcast, PushEvent, RecordingFile, Screenshot, Stream
 from storage.anchors import placeholder_user_id
 from storage.database import table_of

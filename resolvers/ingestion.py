@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
-from sqlmodel import SQLModel
 
 import tencent
 from domain.events import (
@@ -36,34 +35,17 @@ from domain.events import (
     ScreenshotTaken,
     UnusedEvent,
 )
-from domain.grouping import (
-    BroadcastShape,
-    FileFact,
-    GroupingRules,
-    PushFact,
-    ScreenshotFact,
-    group_broadcasts,
-)
+from domain.grouping import GroupingRules
 from domain.times import utc_now
+from resolvers.regrouping import Regroups
 from storage import InboxEntry, PushEvent, RecordingFile, Screenshot
-from storage.broadcasts import (
-    broadcasts_of_stream,
-    delete_broadcasts,
-    insert_broadcast,
-    move_members,
-    public_room_position,
-    reshape_broadcasts,
-    room_place,
-    room_position,
-)
-from storage.changefeed import CatalogChange
 from storage.database import (
     Database,
     DatabaseUnavailable,
+    insert_all_or_ignore,
     insert_or_ignore,
     table_of,
 )
-from storage.facts import facts_of_stream
 from storage.inbox import (
     OUTCOME_APPLIED,
     OUTCOME_IGNORED,
@@ -72,7 +54,7 @@ from storage.inbox import (
     store_entries,
 )
 from storage.push_events import earliest_partner
-from storage.streams import LockedStream, lock_stream, set_stream_live
+from storage.streams import lock_streams
 from storage.unit_of_work import CatalogChanges, UnitOfWork
 
 log = logging.getLogger("replay_catalog.ingestion")
@@ -271,16 +253,21 @@ class Ingestor:
                 # The batch's inbox entries in one statement; of one event delivered
                 # twice in the batch, the first is new and the second a retry.
                 new = store_entries(work.session, [q.entry for q in ordered])
-                regroups = Regroups()
-                results = []
+                results: list[IngestResult] = []
+                applicable: list[tuple[int, CatalogEvent]] = []
                 for q in ordered:
                     key = q.entry["event_key"]
-                    stored = key in new
-                    results.append(
-                        store_separately(work, q.entry, q.event, rules, stored, regroups)
-                    )
+                    if key not in new:
+                        results.append(retry_result(work.session, q.entry))
+                        continue
                     new.discard(key)
-                regroups.run(work, rules)
+                    event = applicable_event(q.entry, q.event)
+                    if event is not None:
+                        applicable.append((len(results), event))
+                    results.append(stored_result(q.entry, CatalogChanges()))
+                changes = apply_events(work, [event for _, event in applicable], rules)
+                for (position, _), own in zip(applicable, changes, strict=True):
+                    results[position] = stored_result(ordered[position].entry, own)
                 return results
 
             try:
@@ -311,8 +298,7 @@ class Ingestor:
         rules = self.rules
 
         def apply_all(work: UnitOfWork) -> CatalogChanges:
-            for event in events:
-                apply_event(work, event, rules)
+            apply_events(work, events, rules)
             return work.changes
 
         return await self.database.write(apply_all)
@@ -336,44 +322,41 @@ class _Queued:
             self.result.set_result(result)
 
 
-def store_separately(
-    work: UnitOfWork,
-    entry: dict[str, Any],
-    event: CatalogEvent | UnusedEvent | None,
-    rules: GroupingRules,
-    stored: bool | None = None,
-    regroups: "Regroups | None" = None,
-) -> IngestResult:
-    """store_callback inside a larger unit of work, with a description of its own."""
-    with work.part() as own:
-        return store_callback(own, entry, event, rules, stored, regroups)
-
-
 def store_callback(
     work: UnitOfWork,
     entry: dict[str, Any],
     event: CatalogEvent | UnusedEvent | None,
     rules: GroupingRules,
-    stored: bool | None = None,
-    regroups: "Regroups | None" = None,
 ) -> IngestResult:
-    """Store a callback's inbox entry and, if it is new and applicable, apply its event.
-
-    `stored`: the entry was stored already, by this transaction (True) or before it
-    (False, a retry); None: store it here. `regroups`: regroup the stream there, once
-    for the batch, rather than here.
-    """
+    """Store a callback's inbox entry and, if it is new and applicable, apply its event."""
     session = work.session
-    if stored is None:
-        stored = insert_or_ignore(session, table_of(InboxEntry), entry, ["event_key"]) is not None
-    if not stored:
-        stored_entry = inbox_entry_by_key(session, entry["event_key"])
-        outcome, reason = stored_entry.outcome, stored_entry.reason
-        return IngestResult(True, True, entry["event_type"], outcome, reason)
+    if insert_or_ignore(session, table_of(InboxEntry), entry, ["event_key"]) is None:
+        return retry_result(session, entry)
+    applicable = applicable_event(entry, event)
+    if applicable is not None:
+        apply_event(work, applicable, rules)
+    return stored_result(entry, work.changes)
+
+
+def applicable_event(
+    entry: dict[str, Any], event: CatalogEvent | UnusedEvent | None
+) -> CatalogEvent | None:
+    """The event a newly stored inbox entry applies to the catalog, if any."""
     if entry["outcome"] == OUTCOME_APPLIED and isinstance(event, CatalogEvent):
-        apply_event(work, event, rules, regroups)
+        return event
+    return None
+
+
+def retry_result(session: Session, entry: dict[str, Any]) -> IngestResult:
+    """A callback whose inbox entry was stored before: its outcome then, changing nothing."""
+    stored_entry = inbox_entry_by_key(session, entry["event_key"])
+    return IngestResult(True, True, entry["event_type"], stored_entry.outcome, stored_entry.reason)
+
+
+def stored_result(entry: dict[str, Any], changes: CatalogChanges) -> IngestResult:
+    """A callback stored now, and what applying it changed."""
     return IngestResult(
-        True, False, entry["event_type"], entry["outcome"], entry["reason"], work.changes
+        True, False, entry["event_type"], entry["outcome"], entry["reason"], changes
     )
 
 
@@ -452,52 +435,44 @@ def loggable_stream_id(text: str | None) -> str:
     return "-" if text is None else text[:80].encode("unicode_escape").decode()
 
 
-def apply_event(
-    work: UnitOfWork,
-    event: CatalogEvent,
-    rules: GroupingRules,
-    regroups: "Regroups | None" = None,
-) -> None:
-    """Record the event's fact and regroup its stream, inside the caller's unit of work
-    (or leave the regrouping to `regroups`)."""
-    session = work.session
-    stream = lock_stream(session, event.stream_id)
-    kind, values = fact_values(event, stream.id)
-    if insert_or_ignore(session, table_of(kind), values, _fact_keys(event)) is not None:
-        work.streams_changed(stream)
-    after = _earliest_reach(session, stream.id, event)
-    if regroups is None:
-        regroup_stream(work, stream, rules, after=after)
-    else:
-        regroups.add(work, stream, after)
+def apply_event(work: UnitOfWork, event: CatalogEvent, rules: GroupingRules) -> None:
+    """Record the event's fact and regroup its stream, inside the caller's unit of work."""
+    apply_events(work, [event], rules)
 
 
-class Regroups:
-    """The streams a batch of callbacks gave new facts, each regrouped once after all of
-    them are stored, from the earliest time any of them reaches.
+def apply_events(
+    work: UnitOfWork, events: Sequence[CatalogEvent], rules: GroupingRules
+) -> list[CatalogChanges]:
+    """Record the events' facts and regroup their streams, inside the caller's unit of
+    work; what each event changed (its stream's regrouping included).
 
-    Regrouping from a time on is a function of the facts from there on: with several new
-    facts, from the earliest reach of them all it gives what regrouping after each would
-    (tests/test_ordering.py). A live room's screenshots arrive several to a batch.
+    The statements are those of one event: the streams locked in one, the facts of each
+    kind inserted in one, and each stream regrouped once, from the earliest time any of
+    its new facts reaches (resolvers/regrouping.py).
     """
-
-    def __init__(self) -> None:
-        self._streams: dict[str, tuple[LockedStream, datetime, list[UnitOfWork]]] = {}
-
-    def add(self, work: UnitOfWork, stream: LockedStream, after: datetime) -> None:
-        """Regroup `stream` from `after` on (or earlier), and tell `work` what changed."""
-        _, earliest, parts = self._streams.get(stream.stream_id, (stream, after, []))
-        self._streams[stream.stream_id] = (stream, min(earliest, after), [*parts, work])
-
-    def run(self, work: UnitOfWork, rules: GroupingRules) -> None:
-        """Regroup each stream, in the order they were locked; each callback's result
-        says what its stream's regrouping changed."""
-        for stream, after, parts in self._streams.values():
-            with work.part() as regrouped:
-                regroup_stream(regrouped, stream, rules, after=after)
-            for part in parts:
-                part.changes.merge(regrouped.changes)
-        self._streams.clear()
+    if not events:
+        return []
+    session = work.session
+    streams = lock_streams(session, (event.stream_id for event in events))
+    facts = [fact_values(event, streams[event.stream_id].id) for event in events]
+    new = [False] * len(events)
+    for kind, keys in FACT_KEYS.items():
+        positions = [i for i, (fact_kind, _) in enumerate(facts) if fact_kind is kind]
+        rows = [facts[i][1] for i in positions]
+        inserted = insert_all_or_ignore(session, table_of(kind), rows, keys)
+        for position, was_inserted in zip(positions, inserted, strict=True):
+            new[position] = was_inserted
+    regroups = Regroups()
+    changes = []
+    for event, is_new in zip(events, new, strict=True):
+        stream = streams[event.stream_id]
+        with work.part() as own:
+            if is_new:
+                own.streams_changed(stream)
+            regroups.add(stream, _earliest_reach(session, stream.id, event), told=own)
+        changes.append(own.changes)
+    regroups.run(work, rules)
+    return changes
 
 
 def _earliest_reach(session: Session, stream_pk: int, event: CatalogEvent) -> datetime:
@@ -579,134 +554,9 @@ def fact_values(
     }
 
 
-def _fact_keys(event: CatalogEvent) -> list[str]:
-    """The unique key that makes a fact impossible to store twice."""
-    if isinstance(event, PushStarted | PushEnded):
-        return ["stream_pk", "started", "event_time", "sequence"]
-    if isinstance(event, RecordingFileReady):
-        return ["file_id"]
-    assert isinstance(event, ScreenshotTaken)
-    return ["stream_pk", "url"]
-
-
-def regroup_stream(
-    work: UnitOfWork,
-    stream: LockedStream,
-    rules: GroupingRules,
-    now: datetime | None = None,
-    after: datetime | None = None,
-) -> None:
-    """Derive the stream's broadcasts from its facts, as of `now`, and write what changed:
-    all of them, or (for a new fact at `after`) those from the last one that started
-    before it on (see group_broadcasts)."""
-    session = work.session
-    broadcasts, since = broadcasts_of_stream(session, stream.id, after)
-    existing = {b.id: b for b in broadcasts}
-    positions_before = {b.id: public_room_position(b) for b in broadcasts}
-    pushes, files, shots = facts_of_stream(session, stream.id, since)
-    shapes = group_broadcasts(
-        [
-            PushFact(p.id or 0, p.started, p.event_time, p.sequence, p.push_duration_ms)
-            for p in pushes
-        ],
-        [
-            FileFact(f.id or 0, f.file_id, f.format, f.video_url, f.start_time, f.end_time)
-            for f in files
-        ],
-        [ScreenshotFact(s.id or 0, s.taken_at, s.url) for s in shots],
-        rules,
-        now or utc_now(),
-        since,
-    )
-    owner: dict[type[SQLModel], dict[int | None, int | None]] = {
-        PushEvent: {p.id: p.broadcast_id for p in pushes},
-        RecordingFile: {f.id: f.broadcast_id for f in files},
-        Screenshot: {s.id: s.broadcast_id for s in shots},
-    }
-    kept: set[int] = set()
-    changed: set[int] = set()
-    reshaped: list[dict[str, Any]] = []
-    positions_after: dict[int, tuple[Any, ...] | None] = {}  # a removed one has none
-    live_broadcast: int | None = None
-    for shape in shapes:
-        members: dict[type[SQLModel], list[int]] = {
-            PushEvent: shape.push_ids,
-            RecordingFile: [f.id for f in shape.files],  # FileFact ids are row ids
-            Screenshot: shape.screenshot_ids,
-        }
-        # Keep the id of a broadcast these facts already belonged to, so that ids
-        # stay stable while a broadcast grows.
-        previous = {owner[kind][i] for kind, ids in members.items() for i in ids}
-        candidates = sorted(
-            b for b in previous if b is not None and b in existing and b not in kept
-        )
-        shaped = shaped_columns(shape)
-        current = existing[candidates[0]] if candidates else None
-        if current is not None and all(getattr(current, n) == v for n, v in shaped.items()):
-            broadcast_id = current.id
-            positions_after[broadcast_id] = positions_before[broadcast_id]
-        else:
-            placed, position = _placed(shaped, current)
-            if current is None:
-                broadcast_id = insert_broadcast(session, stream.id, placed)
-            else:
-                broadcast_id = current.id
-                reshaped.append({**placed, "broadcast_id": broadcast_id})
-            positions_after[broadcast_id] = position
-            changed.add(broadcast_id)
-        kept.add(broadcast_id)
-        if shape.is_live:
-            live_broadcast = broadcast_id
-        for kind, ids in members.items():
-            moved = [i for i in ids if owner[kind][i] != broadcast_id]
-            move_members(session, kind, moved, broadcast_id)
-            if moved:
-                changed.add(broadcast_id)
-    reshape_broadcasts(session, reshaped)
-    removed = {b for b in existing if b not in kept}
-    delete_broadcasts(session, removed)
-    changed |= removed
-    set_stream_live(session, stream, live_broadcast)
-    if changed:
-        public_rooms_before = {b for b in changed if positions_before.get(b) is not None}
-        work.broadcasts_changed(
-            CatalogChange(
-                stream.stream_id,
-                tuple(sorted(changed)),
-                public_rooms_before=tuple(sorted(public_rooms_before)),
-            ),
-            stream,
-            room_order=any(positions_before.get(b) != positions_after.get(b) for b in changed),
-        )
-
-
-def shaped_columns(shape: BroadcastShape) -> dict[str, Any]:
-    """A broadcast's columns that regrouping derives (SHAPED_COLUMNS), from its shape."""
-    return {
-        "started_at": shape.started_at,
-        "ended_at": shape.ended_at,
-        "is_live": shape.is_live,
-        "duration_seconds": shape.duration_seconds,
-        "playback_url": shape.playback_url,
-        "hls_part_count": shape.hls_part_count,
-        "recording_count": len(shape.files),
-        "cover_url": shape.cover_url,
-        "last_seen_at": shape.last_seen_at,
-    }
-
-
-def _placed(shaped: dict[str, Any], current: Any) -> tuple[dict[str, Any], Any]:
-    """The shaped columns with room_rank and room_time, and the public room position
-    they give, for a broadcast whose curation (featured, hidden, deleted) is `current`'s,
-    or none (a new one)."""
-    featured, hidden, deleted_at = (
-        (False, False, None)
-        if current is None
-        else (current.featured, current.hidden, current.deleted_at)
-    )
-    rank, time = room_place(
-        shaped["is_live"], shaped["recording_count"], featured, shaped["started_at"],
-        shaped["ended_at"],
-    )  # fmt: skip
-    placed = {**shaped, "room_rank": rank, "room_time": time}
-    return placed, room_position(rank, time, hidden, deleted_at)
+# The unique key of each kind of fact, which makes it impossible to store twice.
+FACT_KEYS: dict[type[PushEvent | RecordingFile | Screenshot], list[str]] = {
+    PushEvent: ["stream_pk", "started", "event_time", "sequence"],
+    RecordingFile: ["file_id"],
+    Screenshot: ["stream_pk", "url"],
+}

@@ -9,13 +9,16 @@ from typing import Any, Protocol
 from sqlalchemy import (
     ColumnElement,
     Index,
+    Integer,
     Select,
     bindparam,
     delete,
     func,
     insert,
+    literal_column,
     or_,
     text,
+    union_all,
     update,
 )
 from sqlalchemy import select as select_columns
@@ -176,20 +179,44 @@ _REGROUPED = [
     _TABLE.c.hidden,
     _TABLE.c.deleted_at,
 ]
-_OF_STREAM = select_columns(*_REGROUPED).where(_TABLE.c.stream_pk == bindparam("stream_pk"))
-_BOUNDARY = (
-    select_columns(func.max(_TABLE.c.started_at))
-    .where(_TABLE.c.stream_pk == bindparam("stream_pk"), _TABLE.c.started_at < bindparam("after"))
-    .scalar_subquery()
-)
-# Not `boundary IS NULL OR started_at >= boundary`: with the OR, PostgreSQL reads every
-# broadcast of the stream and filters them; this is a range on the index.
-_FROM_BOUNDARY = select_columns(*_REGROUPED, _BOUNDARY.label("boundary")).where(
-    _TABLE.c.stream_pk == bindparam("stream_pk"),
-    _TABLE.c.started_at >= func.coalesce(_BOUNDARY, EARLIEST),
-)
+
+
+def _from_boundary(position: int) -> Select[Any]:
+    """The broadcasts of stream `:stream_pk_N` from the last one that started before
+    `:after_N` on (all of them when none did, or `after_N` is NULL), with that one's start
+    (`boundary`) and N (`position`)."""
+    stream_pk: Any = bindparam(f"stream_pk_{position}")
+    after: Any = bindparam(f"after_{position}")
+    boundary = (
+        select_columns(func.max(_TABLE.c.started_at))
+        .where(_TABLE.c.stream_pk == stream_pk, _TABLE.c.started_at < after)
+        .scalar_subquery()
+    )
+    # Not `boundary IS NULL OR started_at >= boundary`: with the OR, PostgreSQL reads every
+    # broadcast of the stream and filters them; this is a range on the index.
+    return select_columns(
+        *_REGROUPED,
+        boundary.label("boundary"),
+        literal_column(str(position), Integer).label("position"),
+    ).where(
+        _TABLE.c.stream_pk == stream_pk,
+        _TABLE.c.started_at >= func.coalesce(boundary, EARLIEST),
+    )
+
+
+@functools.cache
+def _from_boundaries(count: int) -> Any:
+    """_from_boundary of `count` streams in one statement (built once per count)."""
+    if count == 1:
+        return _from_boundary(0)
+    return union_all(*(_from_boundary(position) for position in range(count)))
+
+
+# Streams whose broadcasts one statement reads at most (SQLite allows 500 selects in a
+# compound one; a batch of callbacks has 32 streams at most).
+STREAMS_PER_READ = 32
 # Built once each (their SQL and cache keys are then computed once, not per callback).
-_INSERT = insert(_TABLE).returning(_TABLE.c.id)
+_INSERT = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
 _RESHAPE = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("broadcast_id"))
@@ -199,35 +226,49 @@ _RESHAPE = (
 _DELETE = delete(_TABLE).where(_TABLE.c.id == bindparam("broadcast_id"))
 
 
-def broadcasts_of_stream(
-    session: Session, stream_pk: int, after: datetime | None = None
-) -> tuple[list[Any], datetime | None]:
-    """The stream's broadcasts as read-only rows of what regrouping reads, and where
-    they start from.
+def broadcasts_of_streams(
+    session: Session, wanted: Sequence[tuple[int, datetime | None]]
+) -> list[tuple[list[Any], datetime | None]]:
+    """For each (stream pk, after) wanted, the stream's broadcasts as read-only rows of
+    what regrouping reads, and where they start from, in one statement.
 
     With `after` (a new fact's time): only those from the last one that started before
-    it on, and that one's start; if none started before it, all of them and None. One
-    statement either way.
+    it on, and that one's start; if none started before it (or `after` is None), all of
+    them and None.
     """
-    if after is None:
-        return list(execute(session, _OF_STREAM, {"stream_pk": stream_pk})), None
-    rows = list(execute(session, _FROM_BOUNDARY, {"stream_pk": stream_pk, "after": after}))
-    return rows, (rows[0].boundary if rows else None)
+    found: list[tuple[list[Any], datetime | None]] = []
+    for first in range(0, len(wanted), STREAMS_PER_READ):
+        chunk = wanted[first : first + STREAMS_PER_READ]
+        parameters: dict[str, Any] = {}
+        for position, (stream_pk, after) in enumerate(chunk):
+            parameters[f"stream_pk_{position}"] = stream_pk
+            parameters[f"after_{position}"] = after
+        rows: list[list[Any]] = [[] for _ in chunk]
+        for row in execute(session, _from_boundaries(len(chunk)), parameters):
+            rows[row.position].append(row)
+        found.extend((own, own[0].boundary if own else None) for own in rows)
+    return found
 
 
-def insert_broadcast(session: Session, stream_pk: int, placed: dict[str, Any]) -> int:
-    """A new broadcast of the stream, not curated, with the `placed` columns
-    (SHAPED_COLUMNS, room_rank and room_time); its id."""
-    values = {
-        **placed,
-        "stream_pk": stream_pk,
-        "featured": False,
-        "hidden": False,
-        "title": None,
-        "deleted_at": None,
-        "updated_at": utc_now(),
-    }
-    return int(execute(session, _INSERT, values).scalar_one())
+def insert_broadcasts(session: Session, rows: Sequence[tuple[int, dict[str, Any]]]) -> list[int]:
+    """New broadcasts, not curated, each (stream pk, its `placed` columns: SHAPED_COLUMNS,
+    room_rank and room_time), in one statement; their ids, in the same order."""
+    if not rows:
+        return []
+    now = utc_now()
+    values = [
+        {
+            **placed,
+            "stream_pk": stream_pk,
+            "featured": False,
+            "hidden": False,
+            "title": None,
+            "deleted_at": None,
+            "updated_at": now,
+        }
+        for stream_pk, placed in rows
+    ]
+    return [int(broadcast_id) for broadcast_id in execute(session, _INSERT, values).scalars()]
 
 
 def reshape_broadcasts(session: Session, reshaped: list[dict[str, Any]]) -> None:
@@ -256,13 +297,11 @@ def _move(member: type[SQLModel]) -> Any:
 
 
 def move_members(
-    session: Session,
-    member: type[SQLModel],
-    ids: Iterable[int],
-    broadcast_id: int,
+    session: Session, member: type[SQLModel], moves: Iterable[tuple[int, int]]
 ) -> None:
-    """Point pushes, files or screenshots (`member` is their table) at a broadcast."""
-    params = [{"member_id": i, "to_broadcast": broadcast_id} for i in sorted(ids)]
+    """Point pushes, files or screenshots (`member` is their table) at broadcasts: each
+    move is (member id, broadcast id)."""
+    params = [{"member_id": i, "to_broadcast": to} for i, to in sorted(moves)]
     if params:
         execute(session, _move(member), params)
 

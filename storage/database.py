@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -611,22 +612,40 @@ def insert_or_ignore(
 
 
 def insert_all_or_ignore(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], key: str
-) -> set[Any]:
-    """INSERT rows, in one statement, except those whose unique `key` is stored already
-    (or comes twice among them: the first is kept); the keys of those inserted."""
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> list[bool]:
+    """INSERT rows, in one statement, except those whose unique `keys` are stored already
+    (or come twice among them: the first is kept); for each row, whether it was inserted."""
     if not rows:
-        return set()
-    statement = _insert_or_ignore(session.get_bind().dialect.name, table, (key,), key)
-    return set(execute(session, statement, list(rows)).scalars())
+        return []
+    statement = _insert_or_ignore(session.get_bind().dialect.name, table, tuple(keys), tuple(keys))
+    inserted = {_comparable(row) for row in execute(session, statement, list(rows))}
+    found = []
+    for row in rows:
+        key = _comparable(tuple(row[name] for name in keys))
+        found.append(key in inserted)
+        inserted.discard(key)  # a later row with the same key was not inserted
+    return found
+
+
+def _comparable(values: Sequence[Any]) -> tuple[Any, ...]:
+    """Key values as given and as the database returns them compare equal: times as
+    naive UTC (the columns keep no zone)."""
+    return tuple(
+        value.astimezone(UTC).replace(tzinfo=None)
+        if isinstance(value, datetime) and value.tzinfo is not None
+        else value
+        for value in values
+    )
 
 
 @functools.cache
 def _insert_or_ignore(
-    dialect_name: str, table: Table, keys: tuple[str, ...], returning: str
+    dialect_name: str, table: Table, keys: tuple[str, ...], returning: str | tuple[str, ...]
 ) -> Any:
     """Built once per table (its SQL and cache key are then computed once, not per row);
     the values come as parameters."""
     dialect = sqlite if dialect_name == "sqlite" else postgresql
     insert = dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
-    return insert.returning(table.c[returning])
+    names = (returning,) if isinstance(returning, str) else returning
+    return insert.returning(*(table.c[name] for name in names))

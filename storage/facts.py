@@ -1,6 +1,8 @@
-"""What regrouping reads of a stream's facts: its pushes, files and screenshots from a
-time on, in one statement."""
+"""What regrouping reads of streams' facts: their pushes, files and screenshots from a
+time on, in one statement for the streams of a whole batch of callbacks."""
 
+import functools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -17,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy import select as select_columns
 from sqlalchemy.orm import Session
 
+from storage.broadcasts import EARLIEST, STREAMS_PER_READ
 from storage.database import execute, table_of
 from storage.push_events import PushEvent, earlier_of_sequences
 from storage.recordings import RecordingFile
@@ -71,10 +74,13 @@ _OWN_COLUMNS = {
 }
 
 
-def _facts(since: bool) -> Select[Any]:
-    """Every fact of the stream (from `:since` on): one index range per table."""
+def _facts(position: int) -> list[Select[Any]]:
+    """Every fact of stream `:stream_pk_N` from `:since_N` on, with N (`position`): one
+    index range per table."""
     branches = []
-    for position, (kind, table, time) in enumerate(
+    stream_pk: Any = bindparam(f"stream_pk_{position}")
+    since: Any = bindparam(f"since_{position}")
+    for index, (kind, table, time) in enumerate(
         (
             (KIND_PUSH, _PUSHES, _PUSHES.c.event_time),
             (KIND_FILE, _FILES, _FILES.c.start_time),
@@ -82,34 +88,53 @@ def _facts(since: bool) -> Select[Any]:
         )
     ):
         columns: list[ColumnElement[Any]] = [
+            literal_column(str(position), Integer).label("position"),
             literal_column(str(kind), Integer).label("kind"),
             table.c.id,
             table.c.broadcast_id,
             time.label("at"),
         ]
         for name, sources in _OWN_COLUMNS.items():
-            source = sources[position]
+            source = sources[index]
             typed = next(column for column in sources if column is not None)
             columns.append((source if source is not None else cast(null(), typed.type)).label(name))
-        branch = select_columns(*columns).where(table.c.stream_pk == bindparam("stream_pk"))
-        branches.append(branch.where(time >= bindparam("since")) if since else branch)
-    return union_all(*branches)  # type: ignore[return-value]
+        branches.append(
+            select_columns(*columns).where(table.c.stream_pk == stream_pk, time >= since)
+        )
+    return branches
 
 
-# Built once (their SQL and cache keys are then computed once, not per callback).
-_ALL_FACTS, _FACTS_SINCE = _facts(since=False), _facts(since=True)
+@functools.cache
+def _facts_of(count: int) -> Any:
+    """_facts of `count` streams in one statement (built once per count: its SQL and
+    cache key are then computed once, not per callback)."""
+    return union_all(*(branch for position in range(count) for branch in _facts(position)))
 
 
-def facts_of_stream(session: Session, stream_pk: int, since: datetime | None) -> StreamFacts:
-    """The stream's pushes and cut-offs, files and screenshots (from `since` on, if
-    given, and with the pushes every other one of their sequences: a session's start
-    need not be its earliest cut-off), as read-only records (what grouping reads)."""
-    if since is None:
-        rows = execute(session, _ALL_FACTS, {"stream_pk": stream_pk})
-    else:
-        rows = execute(session, _FACTS_SINCE, {"stream_pk": stream_pk, "since": since})
-    facts = StreamFacts([], [], [])
-    for row in rows:
+def facts_of_streams(
+    session: Session, wanted: Sequence[tuple[int, datetime | None]]
+) -> list[StreamFacts]:
+    """For each (stream pk, since) wanted, the stream's pushes and cut-offs, files and
+    screenshots (from `since` on, if given, and with the pushes every other one of their
+    sequences: a session's start need not be its earliest cut-off), as read-only records
+    (what grouping reads); one statement for the facts of up to STREAMS_PER_READ streams,
+    and one for the earlier pushes of their sequences."""
+    found: list[StreamFacts] = []
+    for first in range(0, len(wanted), STREAMS_PER_READ):
+        found.extend(_facts_of_some(session, wanted[first : first + STREAMS_PER_READ]))
+    return found
+
+
+def _facts_of_some(
+    session: Session, wanted: Sequence[tuple[int, datetime | None]]
+) -> list[StreamFacts]:
+    parameters: dict[str, Any] = {}
+    for position, (stream_pk, since) in enumerate(wanted):
+        parameters[f"stream_pk_{position}"] = stream_pk
+        parameters[f"since_{position}"] = EARLIEST if since is None else since
+    found = [StreamFacts([], [], []) for _ in wanted]
+    for row in execute(session, _facts_of(len(wanted)), parameters):
+        facts = found[row.position]
         if row.kind == KIND_PUSH:
             push = (row.id, row.started, row.at, row.sequence, row.push_duration_ms)
             facts.pushes.append(PushRow(*push, row.broadcast_id))
@@ -118,9 +143,11 @@ def facts_of_stream(session: Session, stream_pk: int, since: datetime | None) ->
             facts.files.append(FileRow(*file, row.broadcast_id))
         else:
             facts.screenshots.append(ScreenshotRow(row.id, row.at, row.url, row.broadcast_id))
-    if since is not None:
-        sequences = sorted({push.sequence for push in facts.pushes if push.sequence})
-        if sequences:
-            earlier = earlier_of_sequences(session, stream_pk, since, sequences)
-            facts.pushes.extend(PushRow(*push) for push in earlier)
-    return facts
+    sequenced = []
+    for position, (stream_pk, since) in enumerate(wanted):
+        sequences = sorted({push.sequence for push in found[position].pushes if push.sequence})
+        if since is not None and sequences:
+            sequenced.append((position, stream_pk, since, sequences))
+    for position, push in earlier_of_sequences(session, sequenced):
+        found[position].pushes.append(PushRow(*push))  # type: ignore[call-arg]
+    return found

@@ -43,7 +43,8 @@ class InboxEntry(SQLModel, table=True):
 def store_entries(session: Session, entries: Sequence[dict[str, Any]]) -> set[str]:
     """Insert inbox entries, in one statement, except those whose event_key is stored
     already (or comes twice among them: the first is kept); the keys of those inserted."""
-    return insert_all_or_ignore(session, table_of(InboxEntry), entries, "event_key")
+    inserted = insert_all_or_ignore(session, table_of(InboxEntry), entries, ["event_key"])
+    return {entry["event_key"] for entry, new in zip(entries, inserted, strict=True) if new}
 
 
 def inbox_entry_by_key(session: Session, event_key: str) -> InboxEntry:

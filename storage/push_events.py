@@ -1,9 +1,19 @@
 """Pushes started and cut off, the raw material of broadcast sessions."""
 
+import functools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Index, UniqueConstraint, bindparam, func
+from sqlalchemy import (
+    Index,
+    Integer,
+    UniqueConstraint,
+    bindparam,
+    func,
+    literal_column,
+    union_all,
+)
 from sqlalchemy import select as select_columns
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col
@@ -36,19 +46,33 @@ class PushEvent(SQLModel, table=True):
     broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id", index=True)
 
 
+def _earlier_of_sequences(position: int) -> Any:
+    """Stream `:stream_pk_N`'s pushes and cut-offs of `:sequences_N` before `:since_N`,
+    with N (`position`)."""
+    return select_columns(
+        literal_column(str(position), Integer).label("position"),
+        col(PushEvent.id),
+        col(PushEvent.started),
+        col(PushEvent.event_time),
+        col(PushEvent.sequence),
+        col(PushEvent.push_duration_ms),
+        col(PushEvent.broadcast_id),
+    ).where(
+        col(PushEvent.stream_pk) == bindparam(f"stream_pk_{position}"),
+        col(PushEvent.sequence).in_(bindparam(f"sequences_{position}", expanding=True)),
+        col(PushEvent.event_time) < bindparam(f"since_{position}"),
+    )
+
+
+@functools.cache
+def _earlier_of_sequences_of(count: int) -> Any:
+    """_earlier_of_sequences of `count` streams in one statement (built once per count)."""
+    if count == 1:
+        return _earlier_of_sequences(0)
+    return union_all(*(_earlier_of_sequences(position) for position in range(count)))
+
+
 # Built once (a statement's SQL and cache key are then computed once, not per callback).
-_EARLIER_OF_SEQUENCES = select_columns(
-    col(PushEvent.id),
-    col(PushEvent.started),
-    col(PushEvent.event_time),
-    col(PushEvent.sequence),
-    col(PushEvent.push_duration_ms),
-    col(PushEvent.broadcast_id),
-).where(
-    col(PushEvent.stream_pk) == bindparam("stream_pk"),
-    col(PushEvent.sequence).in_(bindparam("sequences", expanding=True)),
-    col(PushEvent.event_time) < bindparam("since"),
-)
 _FIRST_OF_SEQUENCE = select_columns(func.min(col(PushEvent.event_time))).where(
     col(PushEvent.stream_pk) == bindparam("stream_pk"),
     col(PushEvent.sequence) == bindparam("sequence"),
@@ -62,16 +86,24 @@ _LAST_UNSEQUENCED_PUSH = select_columns(func.max(col(PushEvent.event_time))).whe
 
 
 def earlier_of_sequences(
-    session: Session, stream_pk: int, since: datetime, sequences: list[str]
-) -> list[Any]:
-    """The stream's pushes and cut-offs before `since` of the given sequences, as rows of
-    (id, started, event_time, sequence, push_duration_ms, broadcast_id).
+    session: Session, wanted: Sequence[tuple[int, int, datetime, list[str]]]
+) -> list[tuple[int, tuple[Any, ...]]]:
+    """For each (position, stream pk, since, sequences) wanted, the stream's pushes and
+    cut-offs before `since` of those sequences, as (position, (id, started, event_time,
+    sequence, push_duration_ms, broadcast_id)); one statement.
 
     A read of its own on its own index (a union with the read of the facts from `since`
     on, measured, got a generic plan on PostgreSQL that took 20 times as long on a
     stream with a long history)."""
-    parameters = {"stream_pk": stream_pk, "since": since, "sequences": sequences}
-    return list(execute(session, _EARLIER_OF_SEQUENCES, parameters))
+    if not wanted:
+        return []
+    parameters: dict[str, Any] = {}
+    for index, (_, stream_pk, since, sequences) in enumerate(wanted):
+        parameters[f"stream_pk_{index}"] = stream_pk
+        parameters[f"since_{index}"] = since
+        parameters[f"sequences_{index}"] = sequences
+    rows = execute(session, _earlier_of_sequences_of(len(wanted)), parameters)
+    return [(wanted[row.position][0], tuple(row)[1:]) for row in rows]
 
 
 def earliest_partner(

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import bindparam, delete, func, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
@@ -39,15 +39,18 @@ class LockedStream:
 
 
 _TABLE = table_of(Stream)
-_LOCKED_STREAM = (
-    select_columns(
-        _TABLE.c.id,
-        _TABLE.c.stream_id,
-        _TABLE.c.anchor_id,
-        _TABLE.c.is_live,
-        _TABLE.c.current_broadcast_id,
+_LOCKED = select_columns(*(_TABLE.c[name] for name in LockedStream.__dataclass_fields__))
+_LOCKED_STREAM = _LOCKED.where(_TABLE.c.stream_id == bindparam("stream_id")).with_for_update()
+_IDS: Any = bindparam("stream_ids", expanding=True)
+# Every stream of :stream_ids locked, in stream id order, if all of them exist (counted
+# before anything is locked); none otherwise.
+_ALL_LOCKED = (
+    _LOCKED.where(
+        _TABLE.c.stream_id.in_(_IDS),
+        select_columns(func.count()).where(_TABLE.c.stream_id.in_(_IDS)).scalar_subquery()
+        == bindparam("count"),
     )
-    .where(_TABLE.c.stream_id == bindparam("stream_id"))
+    .order_by(_TABLE.c.stream_id)
     .with_for_update()
 )
 _PLACEHOLDER_ID = select_columns(table_of(Anchor).c.id).where(
@@ -92,16 +95,37 @@ def lock_stream(session: Session, stream_id: str) -> LockedStream:
     return _locked(execute(session, _LOCKED_STREAM, {"stream_id": stream_id}).one())
 
 
+def lock_streams(session: Session, stream_ids: Iterable[str]) -> dict[str, LockedStream]:
+    """The streams (by stream id), created if new, locked for this transaction, in one
+    statement when they all exist.
+
+    Locks are taken in stream id order, by every writer in every process, so that two
+    transactions never wait for each other in a cycle: all of them at once when all
+    exist, else one by one in that order (creating a stream waits for another writer
+    creating the same one, so creations must keep the order too).
+    """
+    wanted = sorted(set(stream_ids))
+    rows = execute(session, _ALL_LOCKED, {"stream_ids": wanted, "count": len(wanted)}).all()
+    if len(rows) == len(wanted):
+        return {row.stream_id: _locked(row) for row in rows}
+    return {stream_id: lock_stream(session, stream_id) for stream_id in wanted}
+
+
 def _locked(row: Any) -> LockedStream:
     return LockedStream(row.id, row.stream_id, row.anchor_id, row.is_live, row.current_broadcast_id)
 
 
-def set_stream_live(session: Session, stream: LockedStream, current: int | None) -> None:
-    """The stream is on air in broadcast `current`, or off air (None)."""
-    live = current is not None
-    if (stream.is_live, stream.current_broadcast_id) != (live, current):
-        execute(session, _SET_LIVE, {"stream_pk": stream.id, "live": live, "current": current})
-        stream.is_live, stream.current_broadcast_id = live, current
+def set_streams_live(session: Session, changes: Iterable[tuple[LockedStream, int | None]]) -> None:
+    """Each stream is on air in the broadcast given (`current`), or off air (None); one
+    statement for those that change."""
+    params = []
+    for stream, current in changes:
+        live = current is not None
+        if (stream.is_live, stream.current_broadcast_id) != (live, current):
+            params.append({"stream_pk": stream.id, "live": live, "current": current})
+            stream.is_live, stream.current_broadcast_id = live, current
+    if params:
+        execute(session, _SET_LIVE, params)
 
 
 def claim_streams(

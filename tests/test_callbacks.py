@@ -255,6 +255,32 @@ async def test_a_batch_regroups_each_stream_once_for_all_its_new_facts(
     assert room["coverUrl"].endswith(shots[-1]["pic_url"])
 
 
+async def test_a_batch_costs_the_statements_of_one_callback_whatever_its_size(
+    catalog: CatalogClient,
+) -> None:
+    """Concurrent callbacks on many streams share transactions, and a transaction's
+    statements do not grow with its callbacks: the streams are locked in one, each kind
+    of fact inserted in one, their broadcasts and facts read in one each, and each kind
+    of write made in one (on PostgreSQL each statement is a round trip)."""
+    streams = [f"2121_many{n}" for n in range(12)]
+    for n, stream in enumerate(streams):
+        await catalog.send(push(stream, BASE, f"s{n}"))
+        await catalog.send(recording(stream, f"first{n}", BASE, BASE + 60))
+    events = [
+        *(recording(s, f"next{n}", BASE + 60, BASE + 120) for n, s in enumerate(streams)),
+        *(screenshot(s, BASE + 90) for s in streams),
+    ]
+    with catalog.counting_statements() as statements:
+        responses = await asyncio.gather(*(catalog.post_callback(sign(e)) for e in events))
+    assert [r.status_code for r in responses] == [200] * len(events)
+    transactions = sum("INSERT INTO inbox_entry" in s for s in statements)
+    assert transactions < len(events) / 2
+    assert len(statements) <= 20 * transactions, statements
+    for n, stream in enumerate(streams):
+        (broadcast,) = await catalog.broadcasts(stream)
+        assert [r["fileId"] for r in broadcast["recordings"]] == [f"first{n}", f"next{n}"]
+
+
 async def test_numbers_too_wide_to_store_are_dropped_not_retried_forever(
     catalog: CatalogClient,
 ) -> None:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from resolvers.ingestion import regroup_stream
+from resolvers.regrouping import regroup_stream
 from storage import Stream, metadata
 from storage.streams import lock_stream
 from storage.unit_of_work import UnitOfWork

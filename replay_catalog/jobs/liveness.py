@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 from domain.grouping import GroupingRules
 from domain.times import utc_now
-from resolvers.ingestion import loggable_stream_id, regroup_stream
+from resolvers.ingestion import loggable_stream_id
+from resolvers.regrouping import regroup_stream
 from storage.broadcasts import silent_live_streams
 from storage.database import Database, DatabaseUnavailable
 from storage.locks import unless_held_elsewhere

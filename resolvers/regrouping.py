@@ -1,0 +1,287 @@
+"""Regrouping: streams' broadcasts derived again from their facts, written as what changed.
+
+Regrouping a stream from a time on is a function of its facts from there on
+(domain.grouping); what it writes is the difference from the broadcasts stored. Several
+streams (those a batch of callbacks gave new facts) cost the statements of one: their
+broadcasts in one read, their facts in another, and each kind of write in one statement
+for all of them. On PostgreSQL each statement is a round trip to a server that shares
+the machine with the readers, so a batch's time is mostly its number of statements.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+from sqlmodel import SQLModel
+
+from domain.grouping import (
+    BroadcastShape,
+    FileFact,
+    GroupingRules,
+    PushFact,
+    ScreenshotFact,
+    group_broadcasts,
+)
+from domain.times import utc_now
+from storage import PushEvent, RecordingFile, Screenshot
+from storage.broadcasts import (
+    broadcasts_of_streams,
+    delete_broadcasts,
+    insert_broadcasts,
+    move_members,
+    public_room_position,
+    reshape_broadcasts,
+    room_place,
+    room_position,
+)
+from storage.changefeed import CatalogChange
+from storage.facts import StreamFacts, facts_of_streams
+from storage.streams import LockedStream, set_streams_live
+from storage.unit_of_work import UnitOfWork
+
+MEMBER_KINDS: tuple[type[SQLModel], ...] = (PushEvent, RecordingFile, Screenshot)
+
+
+@dataclass(frozen=True)
+class _New:
+    """A broadcast a plan creates: the `index`th of its new ones (its id comes later)."""
+
+    index: int
+
+
+# A broadcast a plan writes to: the id of a stored one, or a new one.
+Target = int | _New
+
+
+@dataclass
+class _Plan:
+    """What regrouping one stream writes, before any new broadcast has an id."""
+
+    stream: LockedStream
+    new: list[dict[str, Any]] = field(default_factory=list)  # placed columns
+    reshaped: list[dict[str, Any]] = field(default_factory=list)
+    moves: dict[type[SQLModel], list[tuple[int, Target]]] = field(
+        default_factory=lambda: {kind: [] for kind in MEMBER_KINDS}
+    )
+    removed: set[int] = field(default_factory=set)
+    live: Target | None = None
+    changed: set[Target] = field(default_factory=set)
+    public_rooms_before: set[int] = field(default_factory=set)
+    room_order: bool = False
+    new_ids: list[int] = field(default_factory=list)  # once inserted
+
+    def id_of(self, target: Target) -> int:
+        return target if isinstance(target, int) else self.new_ids[target.index]
+
+
+class Regroups:
+    """Streams to regroup together, each from the earliest time any of its new facts
+    reaches (or from its first fact), in the order they were added (the order they were
+    locked in).
+
+    Regrouping from a time on is a function of the facts from there on: with several new
+    facts, from the earliest reach of them all it gives what regrouping after each would
+    (tests/test_ordering.py). A live room's screenshots arrive several to a batch.
+    """
+
+    def __init__(self) -> None:
+        self._streams: dict[str, tuple[LockedStream, datetime | None, list[UnitOfWork]]] = {}
+
+    def add(
+        self, stream: LockedStream, after: datetime | None, told: UnitOfWork | None = None
+    ) -> None:
+        """Regroup `stream` from `after` on (or earlier; None: all of it), and tell `told`
+        (a callback's part of a batch) what changed besides the unit of work it runs in."""
+        _, earliest, parts = self._streams.get(stream.stream_id, (stream, after, []))
+        earliest = None if earliest is None or after is None else min(earliest, after)
+        self._streams[stream.stream_id] = (stream, earliest, [*parts, *([told] if told else [])])
+
+    def run(self, work: UnitOfWork, rules: GroupingRules, now: datetime | None = None) -> None:
+        """Regroup every stream added, as of `now`; `work` learns what changed, and so
+        does each part that asked to be told of its stream."""
+        streams = list(self._streams.values())
+        self._streams.clear()
+        if not streams:
+            return
+        session = work.session
+        stored = broadcasts_of_streams(session, [(s.id, after) for s, after, _ in streams])
+        facts = facts_of_streams(
+            session, [(s.id, since) for (s, _, _), (_, since) in zip(streams, stored, strict=True)]
+        )
+        plans = [
+            _plan(stream, rows, since, stream_facts, rules, now or utc_now())
+            for (stream, _, _), (rows, since), stream_facts in zip(
+                streams, stored, facts, strict=True
+            )
+        ]
+        _write(session, plans)
+        for plan, (_, _, parts) in zip(plans, streams, strict=True):
+            with work.part() as regrouped:
+                _announce(regrouped, plan)
+            for part in parts:
+                part.changes.merge(regrouped.changes)
+
+
+def regroup_stream(
+    work: UnitOfWork,
+    stream: LockedStream,
+    rules: GroupingRules,
+    now: datetime | None = None,
+    after: datetime | None = None,
+) -> None:
+    """Derive the stream's broadcasts from its facts, as of `now`, and write what changed:
+    all of them, or (for a new fact at `after`) those from the last one that started
+    before it on (see group_broadcasts)."""
+    regroups = Regroups()
+    regroups.add(stream, after)
+    regroups.run(work, rules, now)
+
+
+def _plan(
+    stream: LockedStream,
+    broadcasts: list[Any],
+    since: datetime | None,
+    facts: StreamFacts,
+    rules: GroupingRules,
+    now: datetime,
+) -> _Plan:
+    """What regrouping the stream writes, given its stored broadcasts and facts (from
+    `since` on)."""
+    existing = {b.id: b for b in broadcasts}
+    positions_before = {b.id: public_room_position(b) for b in broadcasts}
+    pushes, files, shots = facts
+    shapes = group_broadcasts(
+        [
+            PushFact(p.id or 0, p.started, p.event_time, p.sequence, p.push_duration_ms)
+            for p in pushes
+        ],
+        [
+            FileFact(f.id or 0, f.file_id, f.format, f.video_url, f.start_time, f.end_time)
+            for f in files
+        ],
+        [ScreenshotFact(s.id or 0, s.taken_at, s.url) for s in shots],
+        rules,
+        now,
+        since,
+    )
+    owner: dict[type[SQLModel], dict[int | None, int | None]] = {
+        PushEvent: {p.id: p.broadcast_id for p in pushes},
+        RecordingFile: {f.id: f.broadcast_id for f in files},
+        Screenshot: {s.id: s.broadcast_id for s in shots},
+    }
+    plan = _Plan(stream)
+    kept: set[Target] = set()
+    positions_after: dict[Target, tuple[Any, ...] | None] = {}  # a removed one has none
+    for shape in shapes:
+        members: dict[type[SQLModel], list[int]] = {
+            PushEvent: shape.push_ids,
+            RecordingFile: [f.id for f in shape.files],  # FileFact ids are row ids
+            Screenshot: shape.screenshot_ids,
+        }
+        # Keep the id of a broadcast these facts already belonged to, so that ids
+        # stay stable while a broadcast grows.
+        previous = {owner[kind][i] for kind, ids in members.items() for i in ids}
+        candidates = sorted(
+            b for b in previous if b is not None and b in existing and b not in kept
+        )
+        shaped = shaped_columns(shape)
+        current = existing[candidates[0]] if candidates else None
+        target: Target
+        if current is not None and all(getattr(current, n) == v for n, v in shaped.items()):
+            target = current.id
+            positions_after[target] = positions_before[target]
+        else:
+            placed, position = _placed(shaped, current)
+            if current is None:
+                target = _New(len(plan.new))
+                plan.new.append(placed)
+            else:
+                target = current.id
+                plan.reshaped.append({**placed, "broadcast_id": target})
+            positions_after[target] = position
+            plan.changed.add(target)
+        kept.add(target)
+        if shape.is_live:
+            plan.live = target
+        for kind, ids in members.items():
+            moved = [i for i in ids if owner[kind][i] != target]
+            plan.moves[kind].extend((i, target) for i in moved)
+            if moved:
+                plan.changed.add(target)
+    plan.removed = {b for b in existing if b not in kept}
+    plan.changed |= plan.removed
+    plan.public_rooms_before = {
+        b for b in plan.changed if isinstance(b, int) and positions_before.get(b) is not None
+    }
+    plan.room_order = any(
+        (positions_before.get(b) if isinstance(b, int) else None) != positions_after.get(b)
+        for b in plan.changed
+    )
+    return plan
+
+
+def _write(session: Session, plans: list[_Plan]) -> None:
+    """Every plan's writes, each kind in one statement for all of them: new broadcasts
+    first (members move to them), removed ones after their members have left."""
+    new_ids = insert_broadcasts(
+        session, [(plan.stream.id, placed) for plan in plans for placed in plan.new]
+    )
+    for plan in plans:
+        plan.new_ids, new_ids = new_ids[: len(plan.new)], new_ids[len(plan.new) :]
+    for kind in MEMBER_KINDS:
+        moves = [(i, plan.id_of(to)) for plan in plans for i, to in plan.moves[kind]]
+        move_members(session, kind, moves)
+    reshape_broadcasts(session, [values for plan in plans for values in plan.reshaped])
+    delete_broadcasts(session, [b for plan in plans for b in plan.removed])
+    set_streams_live(
+        session,
+        [(plan.stream, None if plan.live is None else plan.id_of(plan.live)) for plan in plans],
+    )
+
+
+def _announce(work: UnitOfWork, plan: _Plan) -> None:
+    """Tell `work` what the written plan changed."""
+    if plan.changed:
+        stream = plan.stream
+        work.broadcasts_changed(
+            CatalogChange(
+                stream.stream_id,
+                tuple(sorted(plan.id_of(b) for b in plan.changed)),
+                public_rooms_before=tuple(sorted(plan.public_rooms_before)),
+            ),
+            stream,
+            room_order=plan.room_order,
+        )
+
+
+def shaped_columns(shape: BroadcastShape) -> dict[str, Any]:
+    """A broadcast's columns that regrouping derives (SHAPED_COLUMNS), from its shape."""
+    return {
+        "started_at": shape.started_at,
+        "ended_at": shape.ended_at,
+        "is_live": shape.is_live,
+        "duration_seconds": shape.duration_seconds,
+        "playback_url": shape.playback_url,
+        "hls_part_count": shape.hls_part_count,
+        "recording_count": len(shape.files),
+        "cover_url": shape.cover_url,
+        "last_seen_at": shape.last_seen_at,
+    }
+
+
+def _placed(shaped: dict[str, Any], current: Any) -> tuple[dict[str, Any], Any]:
+    """The shaped columns with room_rank and room_time, and the public room position
+    they give, for a broadcast whose curation (featured, hidden, deleted) is `current`'s,
+    or none (a new one)."""
+    featured, hidden, deleted_at = (
+        (False, False, None)
+        if current is None
+        else (current.featured, current.hidden, current.deleted_at)
+    )
+    rank, time = room_place(
+        shaped["is_live"], shaped["recording_count"], featured, shaped["started_at"],
+        shaped["ended_at"],
+    )  # fmt: skip
+    placed = {**shaped, "room_rank": rank, "room_time": time}
+    return placed, room_position(rank, time, hidden, deleted_at)
