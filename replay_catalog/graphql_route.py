@@ -94,6 +94,14 @@ def _cached(graphql: CatalogGraphQL, services: CatalogServices) -> ASGIApp:
         VersionReads(services.database.changed_since, cache.see),
         cache_control=f"public, max-age={max_age}" if max_age else "no-cache",
         parse=functools.partial(services.documents.parse, max_tokens=services.limits.max_tokens),
-        on_lookup=services.metrics.cache_lookup,
+        on_lookup=functools.partial(_looked_up, services),
         admission=admission,
     )
+
+
+def _looked_up(services: CatalogServices, outcome: str) -> None:
+    """Count a response cache lookup; an answer computed again also paces commits
+    (resolvers.ingestion.CommitPacing)."""
+    services.metrics.cache_lookup(outcome)
+    if outcome == "miss":
+        services.ingestor.pacing.answer_recomputed()

@@ -8,7 +8,7 @@ from replay_catalog.metrics import CatalogMetrics
 from replay_catalog.replays import ReplayPlaylists
 from replay_catalog.settings import Settings
 from replay_catalog.vod import VodFetcher
-from resolvers.ingestion import Ingestor
+from resolvers.ingestion import CommitPacing, Ingestor
 from resolvers.refusals import RefusalLimiter
 from resolvers.shared_subscriptions import SharedSubscriptions, SubscriptionCaps
 from schema import QueryLimits
@@ -76,7 +76,13 @@ def services_for(settings: Settings, database: Database) -> CatalogServices:
         settings=settings,
         database=database,
         metrics=metrics,
-        ingestor=Ingestor(database, callback_key, settings.grouping_rules(), metrics),
+        ingestor=Ingestor(
+            database,
+            callback_key,
+            settings.grouping_rules(),
+            metrics,
+            CommitPacing(settings.commit_interval_seconds),
+        ),
         refusals=RefusalLimiter(settings.refused_callbacks_per_minute),
         subscriptions=subscriptions,
         limits=QueryLimits(

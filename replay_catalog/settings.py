@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     graphql_cache_max_age_seconds: int = Field(default=0, ge=0)
     # Tencent's callbacks are a few hundred bytes; anything much larger is not one.
     callback_max_body_bytes: int = Field(default=64 * 1024, ge=64 * 1024)
+    # While callbacks keep coming, the least time between the starts of two write
+    # transactions (they wait and share the next one): each commit makes the cached
+    # answers that showed what it changed stale (docs/configuration.md).
+    commit_interval_seconds: float = Field(default=0.2, ge=0, le=1)
     log_level: str = "INFO"
     # uvicorn's line per HTTP request; off when a proxy in front logs requests anyway.
     access_log: bool = True

@@ -13,6 +13,7 @@ has committed. Alone, a callback is written at once, as before.
 """
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -111,11 +112,15 @@ class Ingestor:
         callback_key: str | None,
         rules: GroupingRules,
         observer: IngestionObserver | None = None,
+        pacing: "CommitPacing | None" = None,
     ) -> None:
         self.database = database
         self.callback_key = callback_key
         self.rules = rules
         self.observer = observer
+        self.pacing = pacing if pacing is not None else CommitPacing(0.0)
+        # While the committer waits out the interval: done once MAX_BATCH are waiting.
+        self._batch_full: asyncio.Future[None] | None = None
         # Callbacks waiting for the next transaction, and the task writing them.
         self._queued: list[_Queued] = []
         self._committer: asyncio.Task[None] | None = None
@@ -226,16 +231,30 @@ class Ingestor:
         the next transaction (group commit); the result once it has committed."""
         queued = _Queued(entry, event, asyncio.get_running_loop().create_future())
         self._queued.append(queued)
+        full = self._batch_full
+        if full is not None and not full.done() and len(self._queued) >= MAX_BATCH:
+            full.set_result(None)
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_queued())
         return await queued.result
 
     async def _commit_queued(self) -> None:
-        """Write what is queued, a batch per transaction, until nothing is."""
+        """Write what is queued, a batch per transaction, until nothing is (pacing the
+        transactions of a busy spell: CommitPacing)."""
+        loop = asyncio.get_running_loop()
         try:
             while self._queued:
                 batch, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
+                started = loop.time()
                 await self._commit(batch)
+                wait = started + self.pacing.interval - loop.time()
+                busy = self._queued and len(self._queued) < MAX_BATCH
+                if busy and wait > 0 and self.pacing.recomputed():
+                    # Until the interval has passed, or a full batch is waiting.
+                    self._batch_full = loop.create_future()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._batch_full, wait)
+                    self._batch_full = None
         finally:
             self._committer = None
 
@@ -302,6 +321,33 @@ class Ingestor:
             return work.changes
 
         return await self.database.write(apply_all)
+
+
+class CommitPacing:
+    """How often a busy spell of callbacks commits (COMMIT_INTERVAL_SECONDS).
+
+    Every commit makes the cached answers that showed what it changed stale, and a hot
+    room-list page costs some 15 ms to compute again: committing each callback as soon
+    as the last transaction ends, 100 callbacks a second kept the server recomputing
+    pages. So while callbacks keep coming (some arrived while the last transaction was
+    written) and readers have recomputed cached answers since it started, the next
+    transaction starts no sooner than `interval` after the last one did, or once a full
+    batch waits; the callbacks meanwhile share it. A callback alone, a sender that waits
+    for each answer, and callbacks nobody reads are written at once.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._recomputed = False
+
+    def answer_recomputed(self) -> None:
+        """A reader computed a cached answer again (told by the response cache)."""
+        self._recomputed = True
+
+    def recomputed(self) -> bool:
+        """Whether any answer was recomputed since the last time this was asked."""
+        recomputed, self._recomputed = self._recomputed, False
+        return recomputed
 
 
 @dataclass

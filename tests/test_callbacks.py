@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import itertools
 import json
 import logging
 import time
@@ -279,6 +280,65 @@ async def test_a_batch_costs_the_statements_of_one_callback_whatever_its_size(
     for n, stream in enumerate(streams):
         (broadcast,) = await catalog.broadcasts(stream)
         assert [r["fileId"] for r in broadcast["recordings"]] == [f"first{n}", f"next{n}"]
+
+
+@asynccontextmanager
+async def writes_held(catalog: CatalogClient) -> AsyncIterator[None]:
+    """The app's write transactions wait inside the block: another connection holds the
+    lock they need first (SQLite's write lock; on PostgreSQL, the inbox table's)."""
+    engine = catalog.database.engine
+    if catalog.database.is_sqlite:
+        engine = engine.execution_options(begin_immediate=True)
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        if not catalog.database.is_sqlite:
+            await connection.exec_driver_sql("LOCK TABLE inbox_entry IN EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            await transaction.rollback()
+
+
+async def test_while_readers_recompute_answers_a_busy_spell_commits_once_an_interval(
+    another_database_url: str,
+) -> None:
+    """Each commit makes cached answers stale: while callbacks keep coming and readers
+    compute answers again, the next transaction waits for COMMIT_INTERVAL_SECONDS after
+    the last one started (and the callbacks meanwhile share it); with no readers, or
+    for a sender that waits for each answer, callbacks are written at once."""
+    interval = 1.0
+    settings = make_settings(another_database_url, commit_interval_seconds=interval)
+    async with CatalogClient.started(settings) as catalog:
+        await catalog.send(push("2121_paced", BASE, "s1"))
+        shots = (screenshot("2121_paced", BASE + n) for n in itertools.count(10))
+        loop = asyncio.get_running_loop()
+
+        async def spell() -> float:
+            """Seconds from the answer to a callback to the answers to two more that
+            arrived while it was being written."""
+            async with writes_held(catalog):
+                first = asyncio.create_task(catalog.post_callback(sign(next(shots))))
+                while not catalog.database.writes_in_progress:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+                more = [
+                    asyncio.create_task(catalog.post_callback(sign(next(shots)))) for _ in range(2)
+                ]
+                await asyncio.sleep(0.2)  # both queued behind the first
+            assert (await first).status_code == 200
+            answered = loop.time()
+            assert [(await task).status_code for task in more] == [200, 200]
+            return loop.time() - answered
+
+        assert await spell() < interval / 2  # nobody has read anything
+        await catalog.all_rooms()  # a reader computes answers
+        assert await spell() > interval / 2
+        await catalog.all_rooms()
+        started = loop.time()
+        for _ in range(5):  # a sender that waits for each answer
+            await catalog.send(next(shots))
+        assert loop.time() - started < interval
+        (room,) = await catalog.all_rooms(fields="kind coverUrl")
+        assert room["coverUrl"].endswith(f"2121_paced-{BASE + 20}.jpg"), room
 
 
 async def test_numbers_too_wide_to_store_are_dropped_not_retried_forever(
