@@ -515,7 +515,9 @@ def apply_events(
         with work.part() as own:
             if is_new:
                 own.streams_changed(stream)
-            regroups.add(stream, _earliest_reach(session, stream.id, event), told=own)
+            reach = _earliest_reach(session, stream.id, event)
+            screenshot = isinstance(event, ScreenshotTaken)
+            regroups.add(stream, reach, told=own, screenshot=screenshot)
         changes.append(own.changes)
     regroups.run(work, rules)
     return changes

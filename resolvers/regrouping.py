@@ -26,6 +26,7 @@ from domain.grouping import (
 from domain.times import utc_now
 from storage import PushEvent, RecordingFile, Screenshot
 from storage.broadcasts import (
+    SHAPED_COLUMNS,
     broadcasts_of_streams,
     delete_broadcasts,
     insert_broadcasts,
@@ -86,16 +87,26 @@ class Regroups:
     """
 
     def __init__(self) -> None:
-        self._streams: dict[str, tuple[LockedStream, datetime | None, list[UnitOfWork]]] = {}
+        self._streams: dict[str, _Wanted] = {}
 
     def add(
-        self, stream: LockedStream, after: datetime | None, told: UnitOfWork | None = None
+        self,
+        stream: LockedStream,
+        after: datetime | None,
+        told: UnitOfWork | None = None,
+        screenshot: bool = False,
     ) -> None:
         """Regroup `stream` from `after` on (or earlier; None: all of it), and tell `told`
-        (a callback's part of a batch) what changed besides the unit of work it runs in."""
-        _, earliest, parts = self._streams.get(stream.stream_id, (stream, after, []))
-        earliest = None if earliest is None or after is None else min(earliest, after)
-        self._streams[stream.stream_id] = (stream, earliest, [*parts, *([told] if told else [])])
+        (a callback's part of a batch) what changed besides the unit of work it runs in;
+        `screenshot`: the new fact is a screenshot taken at `after`."""
+        wanted = self._streams.setdefault(stream.stream_id, _Wanted(stream, after))
+        if wanted.after is None or after is None:
+            wanted.after = None
+        else:
+            wanted.after = min(wanted.after, after)
+        wanted.screenshots_only = wanted.screenshots_only and screenshot
+        if told is not None:
+            wanted.told.append(told)
 
     def run(self, work: UnitOfWork, rules: GroupingRules, now: datetime | None = None) -> None:
         """Regroup every stream added, as of `now`; `work` learns what changed, and so
@@ -104,23 +115,94 @@ class Regroups:
         self._streams.clear()
         if not streams:
             return
-        session = work.session
-        stored = broadcasts_of_streams(session, [(s.id, after) for s, after, _ in streams])
+        session, now = work.session, now or utc_now()
+        stored = broadcasts_of_streams(session, [(w.stream.id, w.after) for w in streams])
+        # A live room's new screenshots only need the facts from the earliest of them on.
+        rooms = [_live_room(w, rows) for w, (rows, _) in zip(streams, stored, strict=True)]
         facts = facts_of_streams(
-            session, [(s.id, since) for (s, _, _), (_, since) in zip(streams, stored, strict=True)]
+            session,
+            [
+                (w.stream.id, since if room is None else w.after)
+                for w, (_, since), room in zip(streams, stored, rooms, strict=True)
+            ],
         )
-        plans = [
-            _plan(stream, rows, since, stream_facts, rules, now or utc_now())
-            for (stream, _, _), (rows, since), stream_facts in zip(
-                streams, stored, facts, strict=True
-            )
+        plans: list[_Plan | None] = [
+            _plan(w.stream, rows, since, own, rules, now)
+            if room is None
+            else _plan_in_place(w.stream, room, own, rules, now)
+            for w, (rows, since), room, own in zip(streams, stored, rooms, facts, strict=True)
         ]
-        _write(session, plans)
-        for plan, (_, _, parts) in zip(plans, streams, strict=True):
+        # A room that went silent before its new screenshots is regrouped whole after all.
+        again = [i for i, plan in enumerate(plans) if plan is None]
+        if again:
+            wanted = [(streams[i].stream.id, stored[i][1]) for i in again]
+            for i, own in zip(again, facts_of_streams(session, wanted), strict=True):
+                rows, since = stored[i]
+                plans[i] = _plan(streams[i].stream, rows, since, own, rules, now)
+        written = [plan for plan in plans if plan is not None]
+        assert len(written) == len(streams)
+        _write(session, written)
+        for plan, wanted_stream in zip(written, streams, strict=True):
             with work.part() as regrouped:
                 _announce(regrouped, plan)
-            for part in parts:
+            for part in wanted_stream.told:
                 part.changes.merge(regrouped.changes)
+
+
+@dataclass
+class _Wanted:
+    """A stream to regroup, from when, and who to tell."""
+
+    stream: LockedStream
+    after: datetime | None
+    told: list[UnitOfWork] = field(default_factory=list)
+    screenshots_only: bool = True
+
+
+def _live_room(wanted: _Wanted, broadcasts: list[Any]) -> Any | None:
+    """The stream's live broadcast, if the only new facts are screenshots taken while it
+    was on air (from its start on): they join it, and change nothing else."""
+    if not wanted.screenshots_only or wanted.after is None or len(broadcasts) != 1:
+        return None
+    (live,) = broadcasts
+    if not live.is_live or live.last_seen_at is None or wanted.after < live.started_at:
+        return None
+    return live
+
+
+def _plan_in_place(
+    stream: LockedStream, live: Any, facts: StreamFacts, rules: GroupingRules, now: datetime
+) -> _Plan | None:
+    """What new screenshots of a live room write, given the stream's facts from the
+    earliest of them on (None if the room has gone silent: regroup it whole).
+
+    What grouping would give, without reading the room's earlier facts: screenshots taken
+    on air join the open broadcast; they can only make it seen later and give it a later
+    cover (the latest screenshot, by time then URL), and every screenshot from the
+    earliest new one on is among those read.
+    """
+    last_seen = max([live.last_seen_at, *(shot.taken_at for shot in facts.screenshots)])
+    if rules.live_silence is not None and now - last_seen > rules.live_silence:
+        return None
+    plan = _Plan(stream, live=live.id)
+    latest = max(facts.screenshots, key=lambda shot: (shot.taken_at, shot.url), default=None)
+    shaped = {name: getattr(live, name) for name in SHAPED_COLUMNS}
+    shaped.update(
+        last_seen_at=last_seen, cover_url=live.cover_url if latest is None else latest.url
+    )
+    before = public_room_position(live)
+    if any(getattr(live, name) != value for name, value in shaped.items()):
+        placed, position = _placed(shaped, live)
+        plan.reshaped.append({**placed, "broadcast_id": live.id})
+        plan.changed.add(live.id)
+        plan.room_order = position != before
+    moved = [(shot.id, live.id) for shot in facts.screenshots if shot.broadcast_id != live.id]
+    plan.moves[Screenshot].extend(moved)
+    if moved:
+        plan.changed.add(live.id)
+    if plan.changed and before is not None:
+        plan.public_rooms_before.add(live.id)
+    return plan
 
 
 def regroup_stream(

@@ -76,6 +76,43 @@ async def test_a_room_silent_longer_than_the_silence_is_not_live_and_late_facts_
         assert new["isLive"]
 
 
+async def test_a_live_rooms_screenshots_keep_it_live_or_end_it_as_its_whole_history_would(
+    catalog: CatalogClient, database_url: str
+) -> None:
+    """A live room's new screenshot is written from the screenshots from it on, without
+    reading the room's earlier facts; what it gives is what regrouping the whole stream
+    gives: the latest screenshot is the cover whatever the arrival order, a screenshot
+    from before the push starts the broadcast earlier, and a room that went silent
+    (stored as live: no sweep ran) and gets only an old screenshot ends at it."""
+    now = int(time.time())
+    await catalog.send_all(
+        [
+            push("2121_shots", now - HOUR, "s1"),
+            screenshot("2121_shots", now - 60),
+            screenshot("2121_shots", now - 600),  # late, and older: not the cover
+            push("2121_quiet", now - 5 * HOUR, "s2"),
+            push("2121_back", now - 5 * HOUR, "s3"),
+        ]
+    )
+    rooms = await catalog.all_rooms(fields="kind coverUrl stream { streamId }")
+    [room] = [r for r in rooms if r["stream"]["streamId"] == "2121_shots"]
+    assert room["kind"] == "LIVE" and room["coverUrl"].endswith(f"2121_shots-{now - 60}.jpg")
+    await catalog.send(screenshot("2121_shots", now - HOUR - 30))  # before the push
+    is_live, [broadcast] = await broadcasts_of(catalog, "2121_shots")
+    assert is_live and broadcast["startedAt"] == iso(now - HOUR - 30)
+
+    settings = make_settings(database_url, live_silence_seconds=SILENCE)
+    async with CatalogClient.started(settings) as silent:
+        await silent.send(screenshot("2121_quiet", now - 4 * HOUR))  # silent since
+        await silent.send(screenshot("2121_back", now - 30))  # on air again
+        is_live, [quiet] = await broadcasts_of(silent, "2121_quiet")
+        assert not is_live and not quiet["isLive"] and quiet["endedAt"] == iso(now - 4 * HOUR)
+        is_live, [back] = await broadcasts_of(silent, "2121_back")
+        assert is_live and back["isLive"] and back["endedAt"] is None
+        kinds = await room_kinds(silent)
+        assert kinds["2121_back"] == "LIVE" and "2121_quiet" not in kinds  # no recording
+
+
 async def test_without_a_silence_a_room_stays_live_until_its_cut_off(
     catalog: CatalogClient,
 ) -> None:
