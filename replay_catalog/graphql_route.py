@@ -94,14 +94,7 @@ def _cached(graphql: CatalogGraphQL, services: CatalogServices) -> ASGIApp:
         VersionReads(services.database.changed_since, cache.see),
         cache_control=f"public, max-age={max_age}" if max_age else "no-cache",
         parse=functools.partial(services.documents.parse, max_tokens=services.limits.max_tokens),
-        on_lookup=functools.partial(_looked_up, services),
+        on_lookup=services.metrics.cache_lookup,
         admission=admission,
+        on_wanted=services.ingestor.pacing.answer_wanted,
     )
-
-
-def _looked_up(services: CatalogServices, outcome: str) -> None:
-    """Count a response cache lookup; an answer computed again also paces commits
-    (resolvers.ingestion.CommitPacing)."""
-    services.metrics.cache_lookup(outcome)
-    if outcome == "miss":
-        services.ingestor.pacing.answer_recomputed()

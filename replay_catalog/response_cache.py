@@ -117,6 +117,15 @@ class ResponseCache:
         self._by_tag: dict[str, set[bytes]] = defaultdict(set)
         # The last reads of what changed: (after version, up to version, tags).
         self._recent: deque[tuple[int, int, frozenset[str]]] = deque(maxlen=RECENT_READS)
+        # Requests whose answers a change dropped, until they are kept again (at most as
+        # many as the cache holds): a request for one of them is a reader paying for a
+        # write (resolvers.ingestion.CommitPacing).
+        self._dropped: set[bytes] = set()
+        self._max_dropped = max_entries
+
+    def dropped_by_a_change(self, key: bytes) -> bool:
+        """Whether the request's answer was kept until a change made it stale."""
+        return key in self._dropped
 
     def knows(self, key: bytes) -> bool:
         return key in self._answers
@@ -132,6 +141,7 @@ class ResponseCache:
             self._answers.clear()
             self._by_tag.clear()
             self._recent.clear()
+            self._dropped.clear()
             return
         self._recent.append((current[1], version[1], changed))
         if changed:
@@ -140,6 +150,9 @@ class ResponseCache:
                 stale |= self._by_tag.get(tag, set())
             for key in stale:
                 self._answers.pop(key)
+            if len(self._dropped) + len(stale) > self._max_dropped:
+                self._dropped.clear()
+            self._dropped |= stale
 
     def get(self, version: Version, key: bytes) -> CachedAnswer | None:
         """An answer still valid for a request that read `version` (answers kept are valid
@@ -152,6 +165,7 @@ class ResponseCache:
     def put(self, version: Version, key: bytes, answer: CachedAnswer) -> None:
         """Keep an answer computed at `version`, unless something it showed changed since."""
         if len(answer.body) <= MAX_ANSWER_BYTES and self._unchanged_since(version, answer.tags):
+            self._dropped.discard(key)
             self._answers.put(key, answer)
             for tag in answer.tags:
                 self._by_tag[tag].add(key)
@@ -218,6 +232,7 @@ class CachedGraphQL:
         parse: Callable[[str], graphql.DocumentNode],
         on_lookup: Callable[[str], None] = lambda _result: None,
         admission: Admission | None = None,
+        on_wanted: Callable[[bool], None] = lambda _stale: None,
     ) -> None:
         self.app = app
         # Requests wait for their client's turn (admission.py).
@@ -227,6 +242,8 @@ class CachedGraphQL:
         self.versions = versions
         self.cache_control = cache_control
         self.on_lookup = on_lookup  # "hit", "miss", "shared", "bypass", "throttled"
+        # Told of each request for an answer it may keep, and whether a change dropped it.
+        self.on_wanted = on_wanted
         # Answers being computed, by (version, request): a request that misses while the
         # same answer is on its way waits for it instead of computing it again.
         self._computing: dict[tuple[Version, bytes], asyncio.Future[CachedAnswer | None]] = {}
@@ -265,6 +282,7 @@ class CachedGraphQL:
             await self.app(scope, replay, send)
             return
         answer = self.cache.get(version, key)
+        self.on_wanted(answer is None and self.cache.dropped_by_a_change(key))
         if answer is None and (version, key) in self._computing:
             answer = await asyncio.shield(self._computing[(version, key)])
             self.on_lookup("miss" if answer is None else "shared")

@@ -19,6 +19,7 @@ import math
 import re
 import time
 import traceback
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -249,7 +250,7 @@ class Ingestor:
                 await self._commit(batch)
                 wait = started + self.pacing.interval - loop.time()
                 busy = self._queued and len(self._queued) < MAX_BATCH
-                if busy and wait > 0 and self.pacing.recomputed():
+                if busy and wait > 0 and self.pacing.readers_waiting():
                     # Until the interval has passed, or a full batch is waiting.
                     self._batch_full = loop.create_future()
                     with contextlib.suppress(TimeoutError):
@@ -328,26 +329,36 @@ class CommitPacing:
 
     Every commit makes the cached answers that showed what it changed stale, and a hot
     room-list page costs some 15 ms to compute again: committing each callback as soon
-    as the last transaction ends, 100 callbacks a second kept the server recomputing
-    pages. So while callbacks keep coming (some arrived while the last transaction was
-    written) and readers have recomputed cached answers since it started, the next
-    transaction starts no sooner than `interval` after the last one did, or once a full
-    batch waits; the callbacks meanwhile share it. A callback alone, a sender that waits
-    for each answer, and callbacks nobody reads are written at once.
+    as the last transaction ended, 100 callbacks a second under a heavy read load kept
+    the server recomputing pages (reads fell to a sixth). So while callbacks keep coming
+    (some arrived while the last transaction was written), readers are many
+    (READS_TO_PACE requests for cacheable answers within the interval) and some wanted
+    an answer a commit had made stale since the last transaction, the next transaction
+    starts no sooner than `interval` after the last one did, or once a full batch waits;
+    the callbacks meanwhile share it. A callback alone, a sender that waits for each
+    answer, and callbacks while few read are written at once.
     """
+
+    READS_TO_PACE = 40  # within the interval: 200 a second at 0.2 s
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-        self._recomputed = False
+        # When the last READS_TO_PACE requests for cacheable answers came.
+        self._reads: deque[float] = deque(maxlen=self.READS_TO_PACE)
+        self._stale = False
 
-    def answer_recomputed(self) -> None:
-        """A reader computed a cached answer again (told by the response cache)."""
-        self._recomputed = True
+    def answer_wanted(self, stale: bool) -> None:
+        """A request wanted a cacheable answer; `stale`: one a change had dropped (told
+        by the response cache)."""
+        self._reads.append(time.monotonic())
+        self._stale = self._stale or stale
 
-    def recomputed(self) -> bool:
-        """Whether any answer was recomputed since the last time this was asked."""
-        recomputed, self._recomputed = self._recomputed, False
-        return recomputed
+    def readers_waiting(self) -> bool:
+        """Whether readers are many and some wanted stale answers since this was last
+        asked."""
+        reads, stale, self._stale = self._reads, self._stale, False
+        many = len(reads) == reads.maxlen and reads[0] >= time.monotonic() - self.interval
+        return many and stale
 
 
 @dataclass

@@ -299,19 +299,25 @@ async def writes_held(catalog: CatalogClient) -> AsyncIterator[None]:
             await transaction.rollback()
 
 
-async def test_while_readers_recompute_answers_a_busy_spell_commits_once_an_interval(
+async def test_while_many_read_what_commits_make_stale_a_busy_spell_commits_once_an_interval(
     another_database_url: str,
 ) -> None:
-    """Each commit makes cached answers stale: while callbacks keep coming and readers
-    compute answers again, the next transaction waits for COMMIT_INTERVAL_SECONDS after
-    the last one started (and the callbacks meanwhile share it); with no readers, or
-    for a sender that waits for each answer, callbacks are written at once."""
+    """Each commit makes cached answers stale: while callbacks keep coming, readers are
+    many and some want answers a commit made stale, the next transaction waits for
+    COMMIT_INTERVAL_SECONDS after the last one started (the callbacks meanwhile share
+    it); with few readers, or for a sender that waits for each answer, callbacks are
+    written at once."""
     interval = 1.0
     settings = make_settings(another_database_url, commit_interval_seconds=interval)
     async with CatalogClient.started(settings) as catalog:
-        await catalog.send(push("2121_paced", BASE, "s1"))
         shots = (screenshot("2121_paced", BASE + n) for n in itertools.count(10))
         loop = asyncio.get_running_loop()
+
+        async def readers(count: int) -> None:
+            """Requests for the room list, at once, right after a callback changed it."""
+            await catalog.all_rooms()  # kept by the cache
+            await catalog.send(next(shots))  # which drops it
+            await asyncio.gather(*(catalog.all_rooms() for _ in range(count)))
 
         async def spell() -> float:
             """Seconds from the answer to a callback to the answers to two more that
@@ -329,16 +335,18 @@ async def test_while_readers_recompute_answers_a_busy_spell_commits_once_an_inte
             assert [(await task).status_code for task in more] == [200, 200]
             return loop.time() - answered
 
-        assert await spell() < interval / 2  # nobody has read anything
-        await catalog.all_rooms()  # a reader computes answers
+        await catalog.send(push("2121_paced", BASE, "s1"))
+        await readers(2)  # a few readers
+        assert await spell() < interval / 2
+        await readers(50)  # many readers, some of them paying for a write
         assert await spell() > interval / 2
-        await catalog.all_rooms()
+        await readers(50)
         started = loop.time()
         for _ in range(5):  # a sender that waits for each answer
             await catalog.send(next(shots))
         assert loop.time() - started < interval
         (room,) = await catalog.all_rooms(fields="kind coverUrl")
-        assert room["coverUrl"].endswith(f"2121_paced-{BASE + 20}.jpg"), room
+        assert room["coverUrl"].endswith(f"2121_paced-{BASE + 23}.jpg"), room
 
 
 async def test_numbers_too_wide_to_store_are_dropped_not_retried_forever(
