@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -619,24 +618,14 @@ def insert_all_or_ignore(
     if not rows:
         return []
     statement = _insert_or_ignore(session.get_bind().dialect.name, table, tuple(keys), tuple(keys))
-    inserted = {_comparable(row) for row in execute(session, statement, list(rows))}
+    # The key values come back as their columns' types give them (aware UTC times).
+    inserted = {tuple(row) for row in execute(session, statement, list(rows))}
     found = []
     for row in rows:
-        key = _comparable(tuple(row[name] for name in keys))
+        key = tuple(row[name] for name in keys)
         found.append(key in inserted)
         inserted.discard(key)  # a later row with the same key was not inserted
     return found
-
-
-def _comparable(values: Sequence[Any]) -> tuple[Any, ...]:
-    """Key values as given and as the database returns them compare equal: times as
-    naive UTC (the columns keep no zone)."""
-    return tuple(
-        value.astimezone(UTC).replace(tzinfo=None)
-        if isinstance(value, datetime) and value.tzinfo is not None
-        else value
-        for value in values
-    )
 
 
 @functools.cache

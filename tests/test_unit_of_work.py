@@ -1,10 +1,13 @@
 """The unit of work: every write says what it changed, and callers get that description."""
 
+import asyncio
+
 import pytest
 
 from domain.events import RecordingFileReady
 from resolvers.ingestion import Ingestor
 from storage.database import Database
+from storage.unit_of_work import CatalogChanges
 from tencent import parse_callback
 from tests.catalog_client import (
     BASE,
@@ -13,6 +16,7 @@ from tests.catalog_client import (
     make_settings,
     push,
     recording,
+    screenshot,
     sign,
 )
 
@@ -60,6 +64,29 @@ async def test_applying_domain_events_returns_what_changed_and_is_idempotent(
     assert isinstance(newer, RecordingFileReady)
     changes = await ingestor.apply([newer])
     assert changes.streams == {"2121_a"} and changes.broadcasts
+
+
+async def test_a_fact_delivered_again_in_another_payload_changes_nothing(
+    catalog: CatalogClient,
+) -> None:
+    """A push, a screenshot or a file sent again with other bytes (a new inbox entry)
+    is the same fact: its key (times included) is found stored, alone or in a batch."""
+    ingestor = ingestor_of(catalog)
+    events = [
+        push("2121_a", BASE, "s1"),
+        screenshot("2121_a", BASE + 10),
+        recording("2121_a", "a1", BASE, BASE + 60),
+    ]
+    for event in events:
+        assert (await ingestor.ingest_callback(sign(event))).changes
+    again = [{**event, "retried": n} for n, event in enumerate(events)]
+    for event in again:
+        result = await ingestor.ingest_callback(sign(event))
+        assert not result.duplicate and not result.changes
+    together = await asyncio.gather(
+        *(ingestor.ingest_callback(sign({**event, "retried": "again"})) for event in events)
+    )
+    assert [result.changes for result in together] == [CatalogChanges()] * len(events)
 
 
 @pytest.mark.postgres
