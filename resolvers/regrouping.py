@@ -71,9 +71,52 @@ class _Plan:
     public_rooms_before: set[int] = field(default_factory=set)
     room_order: bool = False
     new_ids: list[int] = field(default_factory=list)  # once inserted
+    # Where each broadcast it writes to stands in the public room list (None: not in it).
+    positions_after: dict[Target, tuple[Any, ...] | None] = field(default_factory=dict)
 
     def id_of(self, target: Target) -> int:
         return target if isinstance(target, int) else self.new_ids[target.index]
+
+    def place(
+        self,
+        shaped: dict[str, Any],
+        current: Any | None,
+        members: dict[type[SQLModel], list[tuple[int, int | None]]],
+    ) -> Target:
+        """Give `current` (a stored broadcast, or a new one if None) the `shaped`
+        columns, and move to it the `members` (of each kind: id, broadcast it belongs
+        to now) that are elsewhere; the broadcast written to."""
+        target: Target
+        if current is not None and all(getattr(current, n) == v for n, v in shaped.items()):
+            target = current.id
+            self.positions_after[target] = public_room_position(current)
+        else:
+            target = _New(len(self.new)) if current is None else current.id
+            placed, self.positions_after[target] = _placed(shaped, current)
+            if current is None:
+                self.new.append(placed)
+            else:
+                self.reshaped.append({**placed, "broadcast_id": target})
+            self.changed.add(target)
+        for kind, owned in members.items():
+            moved = [i for i, owner in owned if owner != target]
+            self.moves[kind].extend((i, target) for i in moved)
+            if moved:
+                self.changed.add(target)
+        return target
+
+    def close(self, positions_before: dict[int, tuple[Any, ...] | None], removed: set[int]) -> None:
+        """The stored broadcasts it replaced (`positions_before`: where they stood) and
+        those it removes: what it changed in the public room list."""
+        self.removed = removed
+        self.changed |= removed
+        self.public_rooms_before = {
+            b for b in self.changed if isinstance(b, int) and positions_before.get(b) is not None
+        }
+        self.room_order = any(
+            (positions_before.get(b) if isinstance(b, int) else None) != self.positions_after.get(b)
+            for b in self.changed
+        )
 
 
 class Regroups:
@@ -184,24 +227,15 @@ def _plan_in_place(
     last_seen = max([live.last_seen_at, *(shot.taken_at for shot in facts.screenshots)])
     if rules.live_silence is not None and now - last_seen > rules.live_silence:
         return None
-    plan = _Plan(stream, live=live.id)
     latest = max(facts.screenshots, key=lambda shot: (shot.taken_at, shot.url), default=None)
     shaped = {name: getattr(live, name) for name in SHAPED_COLUMNS}
     shaped.update(
         last_seen_at=last_seen, cover_url=live.cover_url if latest is None else latest.url
     )
-    before = public_room_position(live)
-    if any(getattr(live, name) != value for name, value in shaped.items()):
-        placed, position = _placed(shaped, live)
-        plan.reshaped.append({**placed, "broadcast_id": live.id})
-        plan.changed.add(live.id)
-        plan.room_order = position != before
-    moved = [(shot.id, live.id) for shot in facts.screenshots if shot.broadcast_id != live.id]
-    plan.moves[Screenshot].extend(moved)
-    if moved:
-        plan.changed.add(live.id)
-    if plan.changed and before is not None:
-        plan.public_rooms_before.add(live.id)
+    plan = _Plan(stream)
+    shots = [(shot.id, shot.broadcast_id) for shot in facts.screenshots]
+    plan.live = plan.place(shaped, live, {Screenshot: shots})
+    plan.close({live.id: public_room_position(live)}, set())
     return plan
 
 
@@ -254,7 +288,6 @@ def _plan(
     }
     plan = _Plan(stream)
     kept: set[Target] = set()
-    positions_after: dict[Target, tuple[Any, ...] | None] = {}  # a removed one has none
     for shape in shapes:
         members: dict[type[SQLModel], list[int]] = {
             PushEvent: shape.push_ids,
@@ -267,39 +300,13 @@ def _plan(
         candidates = sorted(
             b for b in previous if b is not None and b in existing and b not in kept
         )
-        shaped = shaped_columns(shape)
         current = existing[candidates[0]] if candidates else None
-        target: Target
-        if current is not None and all(getattr(current, n) == v for n, v in shaped.items()):
-            target = current.id
-            positions_after[target] = positions_before[target]
-        else:
-            placed, position = _placed(shaped, current)
-            if current is None:
-                target = _New(len(plan.new))
-                plan.new.append(placed)
-            else:
-                target = current.id
-                plan.reshaped.append({**placed, "broadcast_id": target})
-            positions_after[target] = position
-            plan.changed.add(target)
+        owned = {kind: [(i, owner[kind][i]) for i in ids] for kind, ids in members.items()}
+        target = plan.place(shaped_columns(shape), current, owned)
         kept.add(target)
         if shape.is_live:
             plan.live = target
-        for kind, ids in members.items():
-            moved = [i for i in ids if owner[kind][i] != target]
-            plan.moves[kind].extend((i, target) for i in moved)
-            if moved:
-                plan.changed.add(target)
-    plan.removed = {b for b in existing if b not in kept}
-    plan.changed |= plan.removed
-    plan.public_rooms_before = {
-        b for b in plan.changed if isinstance(b, int) and positions_before.get(b) is not None
-    }
-    plan.room_order = any(
-        (positions_before.get(b) if isinstance(b, int) else None) != positions_after.get(b)
-        for b in plan.changed
-    )
+    plan.close(positions_before, {b for b in existing if b not in kept})
     return plan
 
 
