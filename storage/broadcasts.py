@@ -18,7 +18,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     text,
-    union_all,
     update,
 )
 from sqlalchemy import select as select_columns
@@ -27,7 +26,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
 from storage.anchors import Anchor
-from storage.database import execute, table_of
+from storage.database import execute, numbered, table_of, union_of
 from storage.keyset import Listing
 from storage.streams import Stream
 
@@ -181,7 +180,7 @@ _REGROUPED = [
 ]
 
 
-def _from_boundary(position: int) -> Select[Any]:
+def _from_boundary(position: int) -> list[Select[Any]]:
     """The broadcasts of stream `:stream_pk_N` from the last one that started before
     `:after_N` on (all of them when none did, or `after_N` is NULL), with that one's start
     (`boundary`) and N (`position`)."""
@@ -194,22 +193,13 @@ def _from_boundary(position: int) -> Select[Any]:
     )
     # Not `boundary IS NULL OR started_at >= boundary`: with the OR, PostgreSQL reads every
     # broadcast of the stream and filters them; this is a range on the index.
-    return select_columns(
-        *_REGROUPED,
-        boundary.label("boundary"),
-        literal_column(str(position), Integer).label("position"),
-    ).where(
-        _TABLE.c.stream_pk == stream_pk,
-        _TABLE.c.started_at >= func.coalesce(boundary, EARLIEST),
-    )
-
-
-@functools.cache
-def _from_boundaries(count: int) -> Any:
-    """_from_boundary of `count` streams in one statement (built once per count)."""
-    if count == 1:
-        return _from_boundary(0)
-    return union_all(*(_from_boundary(position) for position in range(count)))
+    columns = (boundary.label("boundary"), literal_column(str(position), Integer).label("position"))
+    return [
+        select_columns(*_REGROUPED, *columns).where(
+            _TABLE.c.stream_pk == stream_pk,
+            _TABLE.c.started_at >= func.coalesce(boundary, EARLIEST),
+        )
+    ]
 
 
 # Streams whose broadcasts one statement reads at most (SQLite allows 500 selects in a
@@ -239,12 +229,10 @@ def broadcasts_of_streams(
     found: list[tuple[list[Any], datetime | None]] = []
     for first in range(0, len(wanted), STREAMS_PER_READ):
         chunk = wanted[first : first + STREAMS_PER_READ]
-        parameters: dict[str, Any] = {}
-        for position, (stream_pk, after) in enumerate(chunk):
-            parameters[f"stream_pk_{position}"] = stream_pk
-            parameters[f"after_{position}"] = after
+        statement = union_of(_from_boundary, len(chunk))
+        parameters = numbered([{"stream_pk": pk, "after": after} for pk, after in chunk])
         rows: list[list[Any]] = [[] for _ in chunk]
-        for row in execute(session, _from_boundaries(len(chunk)), parameters):
+        for row in execute(session, statement, parameters):
             rows[row.position].append(row)
         found.extend((own, own[0].boundary if own else None) for own in rows)
     return found

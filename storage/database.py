@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import URL, Engine, Table, create_engine, event, make_url
+from sqlalchemy import URL, Engine, Table, create_engine, event, make_url, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import (
@@ -583,6 +583,21 @@ class Database:
         if self._sync_writer is not None:
             self._sync_writer.engine.dispose()
         await self.engine.dispose()
+
+
+@functools.cache
+def union_of(branches: Callable[[int], list[Any]], count: int) -> Any:
+    """The selects `branches(N)` gives for each N below `count`, in one statement, built
+    once per (branches, count): its SQL and cache key are then computed once, not per
+    call. Each branch names its parameters `name_N` and labels N as `position`, so that
+    `numbered` fills them and each row says whose it is."""
+    selects = [select for position in range(count) for select in branches(position)]
+    return selects[0] if len(selects) == 1 else union_all(*selects)
+
+
+def numbered(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of a `union_of` statement: each of row N's values as `name_N`."""
+    return {f"{name}_{n}": value for n, row in enumerate(rows) for name, value in row.items()}
 
 
 def table_of(model: type[SQLModel]) -> Table:

@@ -1,7 +1,6 @@
 """What regrouping reads of streams' facts: their pushes, files and screenshots from a
 time on, in one statement for the streams of a whole batch of callbacks."""
 
-import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -14,13 +13,12 @@ from sqlalchemy import (
     cast,
     literal_column,
     null,
-    union_all,
 )
 from sqlalchemy import select as select_columns
 from sqlalchemy.orm import Session
 
 from storage.broadcasts import EARLIEST, STREAMS_PER_READ
-from storage.database import execute, table_of
+from storage.database import execute, numbered, table_of, union_of
 from storage.push_events import PushEvent, earlier_of_sequences
 from storage.recordings import RecordingFile
 from storage.screenshots import Screenshot
@@ -104,13 +102,6 @@ def _facts(position: int) -> list[Select[Any]]:
     return branches
 
 
-@functools.cache
-def _facts_of(count: int) -> Any:
-    """_facts of `count` streams in one statement (built once per count: its SQL and
-    cache key are then computed once, not per callback)."""
-    return union_all(*(branch for position in range(count) for branch in _facts(position)))
-
-
 def facts_of_streams(
     session: Session, wanted: Sequence[tuple[int, datetime | None]]
 ) -> list[StreamFacts]:
@@ -128,12 +119,11 @@ def facts_of_streams(
 def _facts_of_some(
     session: Session, wanted: Sequence[tuple[int, datetime | None]]
 ) -> list[StreamFacts]:
-    parameters: dict[str, Any] = {}
-    for position, (stream_pk, since) in enumerate(wanted):
-        parameters[f"stream_pk_{position}"] = stream_pk
-        parameters[f"since_{position}"] = EARLIEST if since is None else since
+    parameters = numbered(
+        [{"stream_pk": pk, "since": EARLIEST if since is None else since} for pk, since in wanted]
+    )
     found = [StreamFacts([], [], []) for _ in wanted]
-    for row in execute(session, _facts_of(len(wanted)), parameters):
+    for row in execute(session, union_of(_facts, len(wanted)), parameters):
         facts = found[row.position]
         if row.kind == KIND_PUSH:
             push = (row.id, row.started, row.at, row.sequence, row.push_duration_ms)

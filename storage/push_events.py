@@ -1,6 +1,5 @@
 """Pushes started and cut off, the raw material of broadcast sessions."""
 
-import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -12,13 +11,12 @@ from sqlalchemy import (
     bindparam,
     func,
     literal_column,
-    union_all,
 )
 from sqlalchemy import select as select_columns
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col
 
-from storage.database import execute
+from storage.database import execute, numbered, union_of
 
 
 class PushEvent(SQLModel, table=True):
@@ -46,10 +44,10 @@ class PushEvent(SQLModel, table=True):
     broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id", index=True)
 
 
-def _earlier_of_sequences(position: int) -> Any:
+def _earlier_of_sequences(position: int) -> list[Any]:
     """Stream `:stream_pk_N`'s pushes and cut-offs of `:sequences_N` before `:since_N`,
     with N (`position`)."""
-    return select_columns(
+    select = select_columns(
         literal_column(str(position), Integer).label("position"),
         col(PushEvent.id),
         col(PushEvent.started),
@@ -62,14 +60,7 @@ def _earlier_of_sequences(position: int) -> Any:
         col(PushEvent.sequence).in_(bindparam(f"sequences_{position}", expanding=True)),
         col(PushEvent.event_time) < bindparam(f"since_{position}"),
     )
-
-
-@functools.cache
-def _earlier_of_sequences_of(count: int) -> Any:
-    """_earlier_of_sequences of `count` streams in one statement (built once per count)."""
-    if count == 1:
-        return _earlier_of_sequences(0)
-    return union_all(*(_earlier_of_sequences(position) for position in range(count)))
+    return [select]
 
 
 # Built once (a statement's SQL and cache key are then computed once, not per callback).
@@ -97,12 +88,13 @@ def earlier_of_sequences(
     stream with a long history)."""
     if not wanted:
         return []
-    parameters: dict[str, Any] = {}
-    for index, (_, stream_pk, since, sequences) in enumerate(wanted):
-        parameters[f"stream_pk_{index}"] = stream_pk
-        parameters[f"since_{index}"] = since
-        parameters[f"sequences_{index}"] = sequences
-    rows = execute(session, _earlier_of_sequences_of(len(wanted)), parameters)
+    parameters = numbered(
+        [
+            {"stream_pk": stream_pk, "since": since, "sequences": sequences}
+            for _, stream_pk, since, sequences in wanted
+        ]
+    )
+    rows = execute(session, union_of(_earlier_of_sequences, len(wanted)), parameters)
     return [(wanted[row.position][0], tuple(row)[1:]) for row in rows]
 
 
