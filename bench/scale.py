@@ -171,7 +171,9 @@ async def explain(url: str, position: list[Any] | None) -> dict[str, list[str]]:
     connection = await asyncpg.connect(url)
     plans = {}
     try:
-        rows = (await connection.fetch(sql_of(rooms_query(RoomFilter(), position, PAGE))))[:PAGE]
+        rows = (await connection.fetch(sql_of(rooms_query(RoomFilter(), position, PAGE).bound())))[
+            :PAGE
+        ]
         ids, stream_pks = [r["id"] for r in rows], sorted({r["stream_pk"] for r in rows})
         anchor_pks = [
             r["anchor_id"]
@@ -180,11 +182,11 @@ async def explain(url: str, position: list[Any] | None) -> dict[str, list[str]]:
             )
         ]
         statements = {
-            "rooms page": rooms_query(RoomFilter(), position, PAGE),
-            "broadcasts by id": broadcasts_by_id_query(ids, include_hidden=False),
-            "recordings of broadcasts": recordings_of_broadcasts_query(ids),
-            "streams by id": rows_by_key_query(Stream, "id", stream_pks),
-            "anchors by id": rows_by_key_query(Anchor, "id", anchor_pks),
+            "rooms page": rooms_query(RoomFilter(), position, PAGE).bound(),
+            "broadcasts by id": broadcasts_by_id_query(ids, include_hidden=False).bound(),
+            "recordings of broadcasts": recordings_of_broadcasts_query(ids).bound(),
+            "streams by id": rows_by_key_query(Stream, "id", stream_pks).bound(),
+            "anchors by id": rows_by_key_query(Anchor, "id", anchor_pks).bound(),
         }
         for name, statement in statements.items():
             sql = sql_of(statement)

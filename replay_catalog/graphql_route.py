@@ -5,6 +5,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from cross_web import HTTPException  # Strawberry's own (a dependency of strawberry-graphql)
 from starlette.requests import Request
 from starlette.responses import Response
@@ -62,6 +63,25 @@ class CatalogGraphQL(GraphQL[CatalogContext, None]):
     def decode_json(self, data: str | bytes) -> object:
         """Bodies, GET `variables` and WebSocket messages: nesting bounded (no RecursionError)."""
         return decode_request_json(data)
+
+    def encode_json(self, data: object) -> str:
+        """Answers and WebSocket messages, encoded by orjson (a room list in a tenth of
+        json.dumps's time); what orjson refuses (an integer past 64 bits in a quarantined
+        payload an admin reads) by json."""
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:
+            return json.dumps(data, separators=(",", ":"))
+
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        """Strawberry's, with a refusal's reason fit for its plain-text answer: the
+        reason may quote what the client sent (an unknown operation name), and a lone
+        surrogate in it could not be encoded (a 500 instead of the 400)."""
+        try:
+            return await super().execute_operation(*args, **kwargs)
+        except HTTPException as refusal:
+            reason = refusal.reason.encode("utf-8", "backslashreplace").decode()
+            raise HTTPException(refusal.status_code, reason) from refusal
 
     def parse_json(self, data: str | bytes) -> Any:
         """Strawberry's, with what is wrong in the 400's message."""

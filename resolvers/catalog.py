@@ -4,8 +4,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Select
-
 from resolvers.context import CatalogContext
 from resolvers.errors import refuse_unstorable_text
 from resolvers.pagination import Page, decode_cursor, make_page, page_size
@@ -21,6 +19,7 @@ from storage.broadcasts import (
     stream_broadcasts_query,
 )
 from storage.cache_tags import EVERYTHING, ROOM_ORDER, anchor_tag, stream_tag
+from storage.database import Lookup
 from storage.keyset import Listing
 from storage.recordings import RECORDINGS, RecordingFilter, recordings_query
 
@@ -31,14 +30,14 @@ async def list_page(
     listing: Listing,
     first: int | None,
     after: str | None,
-    query: Callable[[list[Any] | None, int], Select[Any]],
+    query: Callable[[list[Any] | None, int], Lookup],
     depends_on: str,
 ) -> Page[Any]:
     """One page of `query`'s rows after the cursor `after`, which must belong to `name`;
     which rows it holds changes with `depends_on` (a cache tag)."""
     limit = page_size(first)
     position = decode_cursor(name, listing, after)
-    rows = await context.database.rows(query(position, limit))
+    rows = await context.database.rows(*query(position, limit))
     show(depends_on)
     show_rows(listing.model.__tablename__, rows)  # type: ignore[arg-type]
     if listing.model is Broadcast:

@@ -8,7 +8,6 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Select
 from sqlmodel import SQLModel
 from strawberry.dataloader import DataLoader
 
@@ -17,7 +16,7 @@ from storage import Anchor, Broadcast, InboxEntry, RecordingFile, Stream
 from storage.broadcasts import replay_totals_query
 from storage.cache_tags import anchor_tag
 from storage.column_values import column_holds
-from storage.database import Database, table_of
+from storage.database import Database, Lookup, table_of
 from storage.lookups import broadcasts_by_id_query, rows_by_key_query, streams_of_anchors_query
 from storage.recordings import recordings_by_key_query, recordings_of_broadcasts_query
 
@@ -57,7 +56,7 @@ class Loaders:
         self,
         model: type[SQLModel],
         key: str,
-        query: Callable[[Sequence[Any]], Select[Any]] | None = None,
+        query: Callable[[Sequence[Any]], Lookup] | None = None,
     ) -> DataLoader[Any, Any]:
         build = query or (lambda values: rows_by_key_query(model, key, values))
         table = table_of(model)
@@ -69,7 +68,7 @@ class Loaders:
             values_to_find = [v for v in values if column_holds(column, v)]
             if not values_to_find:
                 return [None] * len(values)
-            rows = await self.database.rows(build(values_to_find))
+            rows = await self.database.rows(*build(values_to_find))
             found = {getattr(row, key): row for row in rows}
             answers = [found.get(value) for value in values]
             show_rows(table.name, answers)
@@ -79,14 +78,14 @@ class Loaders:
 
     async def _replay_totals(self, anchor_ids: Sequence[int]) -> list[tuple[int, int]]:
         """(number of replays, their total seconds) per anchor."""
-        rows = await self.database.rows(replay_totals_query(anchor_ids, self.include_hidden))
+        rows = await self.database.rows(*replay_totals_query(anchor_ids, self.include_hidden))
         show(*(anchor_tag(anchor_id) for anchor_id in anchor_ids))
         totals = {anchor_id: (count, int(seconds)) for anchor_id, count, seconds in rows}
         return [totals.get(anchor_id, (0, 0)) for anchor_id in anchor_ids]
 
     async def _recordings_of_broadcasts(self, ids: Sequence[int]) -> list[list[RecordingFile]]:
         grouped: dict[int | None, list[RecordingFile]] = defaultdict(list)
-        rows = await self.database.rows(recordings_of_broadcasts_query(ids))
+        rows = await self.database.rows(*recordings_of_broadcasts_query(ids))
         show_rows("recording_file", rows)
         for row in rows:
             grouped[row.broadcast_id].append(row)
@@ -94,7 +93,7 @@ class Loaders:
 
     async def _streams_of_anchors(self, ids: Sequence[int]) -> list[list[Stream]]:
         grouped: dict[int, list[Stream]] = defaultdict(list)
-        rows = await self.database.rows(streams_of_anchors_query(ids))
+        rows = await self.database.rows(*streams_of_anchors_query(ids))
         show(*(anchor_tag(anchor_id) for anchor_id in ids))
         show_rows("stream", rows)
         for row in rows:

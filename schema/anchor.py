@@ -5,7 +5,7 @@ strawberry.lazy in annotations and inside the resolvers that build them.
 """
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Annotated, Self, cast
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self, cast
 
 import strawberry
 from strawberry import relay
@@ -15,6 +15,7 @@ from schema.connections import (
     NOT_LOADED,
     CatalogInfo,
     at_once_or_awaited,
+    is_instance,
     load_ahead,
     load_nodes,
     loaded,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 @strawberry.type(description="A person who broadcasts; a placeholder until a profile is set.")
 class Anchor(relay.Node):
+    is_type_of: ClassVar[Any] = classmethod(is_instance)
     pk: relay.NodeID[int]
     user_id: str
     nickname: str | None

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import strawberry
 from strawberry import relay
@@ -10,7 +10,7 @@ from strawberry import relay
 from domain.timeline import timeline
 from resolvers.global_ids import replay_playlist_path
 from schema.anchor import Anchor, anchor_of
-from schema.connections import CatalogInfo, at_once_or_awaited, load_nodes
+from schema.connections import CatalogInfo, at_once_or_awaited, is_instance, load_nodes
 from schema.recording_file import RecordingFile, RecordingFormat
 from schema.seconds import saturated
 from schema.stream import Stream, stream_of
@@ -20,6 +20,7 @@ from storage import broadcasts as broadcast_rows
 
 @strawberry.type(description="One session on air, with every file recorded during it.")
 class Broadcast(relay.Node):
+    is_type_of: ClassVar[Any] = classmethod(is_instance)
     pk: relay.NodeID[int]
     is_live: bool
     started_at: datetime | None

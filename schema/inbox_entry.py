@@ -3,14 +3,14 @@
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import Self
+from typing import Any, ClassVar, Self
 
 import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
 from resolvers.pagination import Page
-from schema.connections import CatalogInfo, load_nodes, to_connection
+from schema.connections import CatalogInfo, is_instance, load_nodes, to_connection
 from storage import inbox as inbox_rows
 from tencent import redact_secrets
 
@@ -26,6 +26,7 @@ class IngestOutcome(Enum):
     description="An authentic callback as the inbox keeps it (admin only), its secrets redacted."
 )
 class InboxEntry(relay.Node):
+    is_type_of: ClassVar[Any] = classmethod(is_instance)
     pk: relay.NodeID[int]
     event_type: int | None
     stream_id: str | None

@@ -7,14 +7,14 @@ strawberry.lazy in annotations and inside the resolver that builds one.
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
 import strawberry
 from strawberry import relay
 
 from domain import formats
 from resolvers.pagination import Page
-from schema.connections import CatalogInfo, load_nodes, to_connection
+from schema.connections import CatalogInfo, is_instance, load_nodes, to_connection
 from schema.seconds import saturated
 from schema.stream import Stream, stream_by_pk
 from storage import recordings as recording_rows
@@ -33,6 +33,7 @@ class RecordingFormat(Enum):
 
 @strawberry.type(description="One recorded file, as Tencent announced it.")
 class RecordingFile(relay.Node):
+    is_type_of: ClassVar[Any] = classmethod(is_instance)
     pk: relay.NodeID[int]
     file_id: str
     format: RecordingFormat

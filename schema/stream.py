@@ -5,7 +5,7 @@ strawberry.lazy in annotations and inside the resolvers that build one.
 """
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
 import strawberry
 from strawberry import relay
@@ -15,6 +15,7 @@ from schema.anchor import Anchor, anchor_at
 from schema.connections import (
     CatalogInfo,
     at_once_or_awaited,
+    is_instance,
     load_ahead,
     load_nodes,
     to_connection,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 @strawberry.type(description="A push address (stream id) and what was broadcast on it.")
 class Stream(relay.Node):
+    is_type_of: ClassVar[Any] = classmethod(is_instance)
     pk: relay.NodeID[int]
     stream_id: str
     is_live: bool

@@ -26,7 +26,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
 from storage.anchors import Anchor
-from storage.database import execute, numbered, table_of, union_of
+from storage.database import KEYS, Lookup, execute, numbered, table_of, union_of
 from storage.keyset import Listing
 from storage.streams import Stream
 
@@ -310,40 +310,61 @@ class RoomFilter:
     include_hidden: bool = False
 
 
-def rooms_query(room_filter: RoomFilter, after: Sequence[Any] | None, limit: int) -> Select[Any]:
+@functools.lru_cache(maxsize=64)
+def _rooms(
+    ranks: tuple[int, ...] | None, of_anchor: bool, include_hidden: bool, after: bool
+) -> Select[Any]:
     query = select(Broadcast).where(col(Broadcast.room_rank).is_not(None))
-    if room_filter.ranks is not None:
-        query = query.where(col(Broadcast.room_rank).in_(room_filter.ranks))
-    if room_filter.anchor_user_id is not None:
+    if ranks is not None:
+        query = query.where(col(Broadcast.room_rank).in_(ranks))
+    if of_anchor:
         query = (
             query.join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
             .join(Anchor, col(Anchor.id) == col(Stream.anchor_id))
-            .where(col(Anchor.user_id) == room_filter.anchor_user_id)
+            .where(col(Anchor.user_id) == bindparam("anchor_user_id"))
         )
-    if not room_filter.include_hidden:
+    if not include_hidden:
         query = query.where(*visible_to_public())
-    return ROOMS.page(query, after, limit)
+    return ROOMS.page(query, after)
 
 
-def _replays_of(anchor_pk: int, include_hidden: bool) -> Select[Any]:
+def rooms_query(room_filter: RoomFilter, after: Sequence[Any] | None, limit: int) -> Lookup:
+    statement = _rooms(
+        room_filter.ranks,
+        room_filter.anchor_user_id is not None,
+        room_filter.include_hidden,
+        after is not None,
+    )
+    parameters = ROOMS.parameters(after, limit)
+    if room_filter.anchor_user_id is not None:
+        parameters["anchor_user_id"] = room_filter.anchor_user_id
+    return Lookup(statement, parameters)
+
+
+@functools.lru_cache(maxsize=8)
+def _replays(include_hidden: bool, after: bool) -> Select[Any]:
     query = (
         select(Broadcast)
         .join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
-        .where(col(Stream.anchor_id) == anchor_pk, col(Broadcast.room_rank).in_(REPLAY_RANKS))
+        .where(
+            col(Stream.anchor_id) == bindparam("anchor_pk"),
+            col(Broadcast.room_rank).in_(REPLAY_RANKS),
+        )
     )
-    return query if include_hidden else query.where(*visible_to_public())
+    return REPLAYS.page(query if include_hidden else query.where(*visible_to_public()), after)
 
 
 def replays_query(
     anchor_pk: int, include_hidden: bool, after: Sequence[Any] | None, limit: int
-) -> Select[Any]:
-    return REPLAYS.page(_replays_of(anchor_pk, include_hidden), after, limit)
+) -> Lookup:
+    return Lookup(
+        _replays(include_hidden, after is not None),
+        {**REPLAYS.parameters(after, limit), "anchor_pk": anchor_pk},
+    )
 
 
-def replay_totals_query(
-    anchor_pks: Sequence[int], include_hidden: bool
-) -> Select[int, int, int | None]:
-    """(anchor pk, number of replays, their total duration) per anchor."""
+@functools.cache
+def _replay_totals(include_hidden: bool) -> Select[int, int, int | None]:
     query = (
         select_columns(
             col(Stream.anchor_id),
@@ -351,20 +372,31 @@ def replay_totals_query(
             func.coalesce(func.sum(col(Broadcast.duration_seconds)), 0),
         )
         .join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
-        .where(col(Stream.anchor_id).in_(list(anchor_pks)))
+        .where(col(Stream.anchor_id).in_(KEYS))
         .where(col(Broadcast.room_rank).in_(REPLAY_RANKS))
         .group_by(col(Stream.anchor_id))
     )
     return query if include_hidden else query.where(*visible_to_public())
 
 
+def replay_totals_query(anchor_pks: Sequence[int], include_hidden: bool) -> Lookup:
+    """(anchor pk, number of replays, their total duration) per anchor."""
+    return Lookup(_replay_totals(include_hidden), {"keys": list(anchor_pks)})
+
+
+@functools.lru_cache(maxsize=8)
+def _stream_broadcasts(include_hidden: bool, after: bool) -> Select[Any]:
+    query = select(Broadcast).where(col(Broadcast.stream_pk) == bindparam("stream_pk"))
+    return BROADCASTS.page(query if include_hidden else query.where(*visible_to_public()), after)
+
+
 def stream_broadcasts_query(
     stream_pk: int, include_hidden: bool, after: Sequence[Any] | None, limit: int
-) -> Select[Any]:
-    query = select(Broadcast).where(col(Broadcast.stream_pk) == stream_pk)
-    if not include_hidden:
-        query = query.where(*visible_to_public())
-    return BROADCASTS.page(query, after, limit)
+) -> Lookup:
+    return Lookup(
+        _stream_broadcasts(include_hidden, after is not None),
+        {**BROADCASTS.parameters(after, limit), "stream_pk": stream_pk},
+    )
 
 
 def ended_since_query(since: datetime) -> Select[str, datetime]:

@@ -5,15 +5,26 @@ import functools
 import math
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections import namedtuple
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import URL, Engine, Table, create_engine, event, make_url, union_all
+from sqlalchemy import (
+    URL,
+    Engine,
+    Select,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    make_url,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -23,9 +34,10 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable, text
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import SQLModel
 
 from storage.catalog_version import (
@@ -313,6 +325,21 @@ class Database:
                 max_overflow=max_overflow,
                 hide_parameters=True,
             )
+        # Reads are one statement each: on PostgreSQL they run in autocommit and
+        # without the pool's ping (`_read`), so that a read is one round trip, not a
+        # BEGIN, the read and a ROLLBACK after a ping in a transaction of its own. The
+        # transactional engine above keeps what needs a transaction (migrations, locks).
+        self._reads = (
+            self.engine
+            if self.is_sqlite
+            else create_async_engine(
+                url,
+                isolation_level="AUTOCOMMIT",
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                hide_parameters=True,
+            )
+        )
         self._writer = self.engine.execution_options(begin_immediate=True)
         # Write transactions run whole in one thread of their own, on a synchronous
         # driver (except on an in-memory SQLite database: SQLAlchemy runs them on the
@@ -338,7 +365,11 @@ class Database:
     @property
     def sync_engines(self) -> list[Engine]:
         """Every engine behind this database, for event listeners (statement counts)."""
-        extra = [self._reader, None if self._sync_writer is None else self._sync_writer.engine]
+        extra = [
+            None if self._reads is self.engine else self._reads.sync_engine,
+            self._reader,
+            None if self._sync_writer is None else self._sync_writer.engine,
+        ]
         return [self.engine.sync_engine, *(engine for engine in extra if engine is not None)]
 
     def unavailable(self, failure: BaseException) -> DatabaseUnavailable:
@@ -480,41 +511,66 @@ class Database:
         async with self._sqlite_writers:
             yield
 
+    async def _read(self, run: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """`run` on a pooled PostgreSQL connection of its own, in autocommit.
+
+        The pool lends connections without a ping first (a round trip per read). One
+        that died meanwhile (the server restarted) fails its read, the pool then
+        takes every connection it lent before as stale, and the read is tried once
+        more on a new connection. An outage raises DatabaseUnavailable.
+        """
+        with self._outages_as_unavailable():
+            try:
+                async with self._reads.connect() as connection:
+                    return await run(connection)
+            except DBAPIError as failure:
+                if not failure.connection_invalidated:
+                    raise
+            async with self._reads.connect() as connection:
+                return await run(connection)
+
     async def scalars(self, statement: Executable) -> list[Any]:
         """Run one read query on a pooled connection of its own.
 
         GraphQL resolves sibling fields concurrently and an AsyncSession must not
         be shared between coroutines, so each read gets its own short session.
         """
-        with self._outages_as_unavailable():
-            if self._reader is not None:
-                with Session(self._reader, expire_on_commit=False) as sync_session:
-                    return list(sync_session.execute(statement).scalars().all())
-            async with AsyncSession(self.engine, expire_on_commit=False) as session:
-                result = await session.execute(statement)
-                return list(result.scalars().all())
+        if self._reader is not None:
+            with (
+                self._outages_as_unavailable(),
+                Session(self._reader, expire_on_commit=False) as sync_session,
+            ):
+                return list(sync_session.execute(statement).scalars().all())
 
-    async def rows(self, statement: Executable) -> list[Any]:
+        async def run(connection: AsyncConnection) -> list[Any]:
+            async with AsyncSession(connection, expire_on_commit=False) as session:
+                return list((await session.execute(statement)).scalars().all())
+
+        return await self._read(run)
+
+    async def rows(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> list[Any]:
         """Run one read query; each row is a read-only record of the selected columns.
 
         A select of a table class gives records of its columns, read by attribute like
         the ORM objects `scalars` makes, at a fraction of their cost: what GraphQL
-        pages use.
+        pages use. `parameters` fill a prebuilt statement's bound parameters (`Lookup`).
         """
-        with self._outages_as_unavailable():
-            if self._reader is not None:
-                with self._reader.connect() as sync_connection:
-                    return list(sync_connection.execute(statement).all())
-            async with self.engine.connect() as connection:
-                return list((await connection.execute(statement)).all())
+        if self._reader is not None:
+            with self._outages_as_unavailable(), self._reader.connect() as sync_connection:
+                return records(sync_connection.execute(statement, parameters))
+
+        async def run(connection: AsyncConnection) -> list[Any]:
+            return records(await connection.execute(statement, parameters))
+
+        return await self._read(run)
 
     async def version(self) -> Version:
         """The catalog version now (see storage/catalog_version.py)."""
         if self.is_sqlite:
             return self._sqlite_version()
-        with self._outages_as_unavailable():
-            async with self.engine.connect() as connection:
-                return await read_version(connection)
+        return await self._read(read_version)
 
     async def changed_since(self, seen: Version | None) -> tuple[Version, frozenset[str] | None]:
         """The catalog version now, and the cache tags of what changed after `seen` up
@@ -531,9 +587,7 @@ class Database:
         if self.is_sqlite:
             rows = self._sqlite_read(READ_CHANGES.text, bounds)
         else:
-            with self._outages_as_unavailable():
-                async with self.engine.connect() as connection:
-                    rows = list((await connection.execute(READ_CHANGES, bounds)).all())
+            rows = await self.rows(READ_CHANGES, bounds)
         return version, changed_tags(rows, seen[1], version[1])
 
     def _sqlite_version(self) -> Version:
@@ -556,9 +610,7 @@ class Database:
     async def ping(self) -> None:
         """Raise if the database does not answer, to reads or to writes (and tell the
         outage listeners)."""
-        with self._outages_as_unavailable():
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+        await self.rows(text("SELECT 1"))
         writer = self._sync_writer
         if writer is not None:
             # A connection of the writer's, not a write: whether writes go through is
@@ -582,6 +634,8 @@ class Database:
             self._writer_thread = None
         if self._sync_writer is not None:
             self._sync_writer.engine.dispose()
+        if self._reads is not self.engine:
+            await self._reads.dispose()
         await self.engine.dispose()
 
 
@@ -598,6 +652,35 @@ def union_of(branches: Callable[[int], list[Any]], count: int) -> Any:
 def numbered(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The parameters of a `union_of` statement: each of row N's values as `name_N`."""
     return {f"{name}_{n}": value for n, row in enumerate(rows) for name, value in row.items()}
+
+
+class Lookup(NamedTuple):
+    """A read built once (its SQL and cache key computed once) and the parameters of one
+    execution of it: `Database.rows(*lookup)`."""
+
+    statement: Select[*tuple[Any, ...]]
+    parameters: dict[str, Any]
+
+    def bound(self) -> Select[*tuple[Any, ...]]:
+        """The statement with this execution's values in it (to render its SQL)."""
+        return self.statement.params(self.parameters)
+
+
+# The parameter of a prebuilt lookup by many keys: `column.in_(KEYS)`, {"keys": [...]}.
+KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+
+
+def records(result: Result[Any]) -> list[Any]:
+    """The rows of `result` as named tuples: read by attribute, by index or unpacked
+    like SQLAlchemy's rows, whose attributes cost four times as much to read (a page
+    reads a dozen of each of its hundred-odd rows)."""
+    make = _record_type(tuple(result.keys()))._make
+    return [make(row) for row in result]
+
+
+@functools.lru_cache(maxsize=256)
+def _record_type(columns: tuple[str, ...]) -> Any:
+    return namedtuple("Record", columns, rename=True)
 
 
 def table_of(model: type[SQLModel]) -> Table:

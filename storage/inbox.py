@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
-from storage.database import insert_all_or_ignore, table_of
+from storage.database import Lookup, insert_all_or_ignore, table_of
 from storage.keyset import Listing
 
 OUTCOME_APPLIED = "applied"
@@ -71,8 +71,10 @@ class InboxFilter:
         return query
 
 
-def inbox_query(inbox_filter: InboxFilter, after: Sequence[Any] | None, limit: int) -> Select[Any]:
-    return INBOX.page(inbox_filter.restrict(select(InboxEntry)), after, limit)
+def inbox_query(inbox_filter: InboxFilter, after: Sequence[Any] | None, limit: int) -> Lookup:
+    """Built per call (admins only read it): the filter's values are in the statement."""
+    statement = INBOX.page(inbox_filter.restrict(select(InboxEntry)), after is not None)
+    return Lookup(statement, INBOX.parameters(after, limit))
 
 
 def inbox_ids_query(inbox_filter: InboxFilter, after_id: int, limit: int) -> Select[Any]:

@@ -5,8 +5,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, Select, String, TypeDecorator, and_, false, or_, tuple_
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Select,
+    String,
+    TypeDecorator,
+    and_,
+    bindparam,
+    false,
+    or_,
+    tuple_,
+)
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlmodel import SQLModel
 
 from storage.column_values import column_holds
@@ -52,28 +63,37 @@ class Listing:
                 return False
         return True
 
-    def page(self, query: Select[Any], after: Sequence[Any] | None, limit: int) -> Select[Any]:
-        """`query` restricted to the `limit + 1` rows after `after` (one more tells if a
-        next page exists)."""
+    def page(self, query: Select[Any], after: bool) -> Select[Any]:
+        """`query` restricted to the `limit` rows (a parameter) after the position in the
+        parameters `after_0`, `after_1`, ... (if `after`): a statement to build once per
+        shape of query, and to run with `parameters`."""
+        limit = bindparam("limit", type_=Integer)
         keys = self._descending_keys()
         if keys is not None:
             # One row comparison an index on the keys can start from, instead of an OR
             # that PostgreSQL can only filter with (reading every row before `after`).
-            if after is not None:
-                values = [
-                    v if descending else -v
-                    for v, (_, descending) in zip(after, self.order, strict=True)
-                ]
-                # A plain tuple: each value is bound with its column's type.
-                query = query.where(tuple_(*keys) < tuple(values))
-            return query.order_by(*(key.desc() for key in keys)).limit(limit + 1)
-        if after is not None:
-            query = query.where(self._after(after))
+            if after:
+                position = [bindparam(f"after_{n}", type_=key.type) for n, key in enumerate(keys)]
+                query = query.where(tuple_(*keys) < tuple_(*position))
+            return query.order_by(*(key.desc() for key in keys)).limit(limit)
+        if after:
+            query = query.where(self._after())
         ordering = [
             self.column(name).desc() if descending else self.column(name).asc()
             for name, descending in self.order
         ]
-        return query.order_by(*ordering).limit(limit + 1)
+        return query.order_by(*ordering).limit(limit)
+
+    def parameters(self, after: Sequence[Any] | None, limit: int) -> dict[str, Any]:
+        """The parameters of a `page` statement: `limit + 1` rows (one more tells if a
+        next page exists) after `after`."""
+        values: dict[str, Any] = {"limit": limit + 1}
+        if after is not None:
+            turned = self._descending_keys() is not None
+            for n, (value, (_, descending)) in enumerate(zip(after, self.order, strict=True)):
+                # An ascending integer column is compared negated (`_descending_keys`).
+                values[f"after_{n}"] = -value if turned and not descending else value
+        return values
 
     def _descending_keys(self) -> list[ColumnElement[Any]] | None:
         """The order as descending keys, an ascending integer column negated (room_rank);
@@ -89,9 +109,12 @@ class Listing:
                 return None
         return keys
 
-    def _after(self, position: Sequence[Any]) -> ColumnElement[bool]:
+    def _after(self) -> ColumnElement[bool]:
         """(a > x) or (a = x and b > y) or ..., each comparison in its own direction."""
         clauses: list[ColumnElement[bool]] = []
+        position: list[BindParameter[Any]] = [
+            bindparam(f"after_{n}") for n in range(len(self.order))
+        ]
         for depth, (name, descending) in enumerate(self.order):
             column = self.column(name)
             beyond = column < position[depth] if descending else column > position[depth]

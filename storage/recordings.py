@@ -1,16 +1,17 @@
 """Recording files, one row per Tencent `file_id`."""
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Select
+from sqlalchemy import BigInteger, Column, Index, Select, bindparam
 from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
 from storage.broadcasts import Broadcast, visible_to_public
-from storage.database import table_of
+from storage.database import KEYS, Lookup, table_of
 from storage.keyset import Listing
 
 
@@ -54,27 +55,58 @@ class RecordingFilter:
     include_hidden: bool = False
 
 
-def recordings_query(
-    recording_filter: RecordingFilter, after: Sequence[Any] | None, limit: int
+@functools.lru_cache(maxsize=128)
+def _recordings(
+    of_stream: bool,
+    formats: tuple[str, ...] | None,
+    started_after: bool,
+    started_before: bool,
+    include_hidden: bool,
+    after: bool,
 ) -> Select[Any]:
     query: Select[Any] = select(RecordingFile)
-    if recording_filter.stream_pk is not None:
-        query = query.where(col(RecordingFile.stream_pk) == recording_filter.stream_pk)
-    if recording_filter.formats is not None:
-        query = query.where(col(RecordingFile.format).in_(recording_filter.formats))
-    if recording_filter.started_after is not None:
-        query = query.where(col(RecordingFile.start_time) >= recording_filter.started_after)
-    if recording_filter.started_before is not None:
-        query = query.where(col(RecordingFile.start_time) < recording_filter.started_before)
-    if not recording_filter.include_hidden:
+    if of_stream:
+        query = query.where(col(RecordingFile.stream_pk) == bindparam("stream_pk"))
+    if formats is not None:
+        query = query.where(col(RecordingFile.format).in_(formats))
+    if started_after:
+        query = query.where(col(RecordingFile.start_time) >= bindparam("started_after"))
+    if started_before:
+        query = query.where(col(RecordingFile.start_time) < bindparam("started_before"))
+    if not include_hidden:
         query = _visible_only(query)
-    return RECORDINGS.page(query, after, limit)
+    return RECORDINGS.page(query, after)
 
 
-def recordings_by_key_query(key: str, values: Sequence[Any], include_hidden: bool) -> Select[Any]:
-    """Files by `file_id` or `id`; a file of a hidden or deleted broadcast is not found."""
-    query = select(RecordingFile).where(table_of(RecordingFile).c[key].in_(list(values)))
+def recordings_query(
+    recording_filter: RecordingFilter, after: Sequence[Any] | None, limit: int
+) -> Lookup:
+    given = recording_filter
+    formats = None if given.formats is None else tuple(sorted(set(given.formats)))
+    statement = _recordings(
+        given.stream_pk is not None,
+        formats,
+        given.started_after is not None,
+        given.started_before is not None,
+        given.include_hidden,
+        after is not None,
+    )
+    parameters = RECORDINGS.parameters(after, limit)
+    for name in ("stream_pk", "started_after", "started_before"):
+        if (value := getattr(given, name)) is not None:
+            parameters[name] = value
+    return Lookup(statement, parameters)
+
+
+@functools.cache
+def _recordings_by_key(key: str, include_hidden: bool) -> Select[Any]:
+    query = select(RecordingFile).where(table_of(RecordingFile).c[key].in_(KEYS))
     return query if include_hidden else _visible_only(query)
+
+
+def recordings_by_key_query(key: str, values: Sequence[Any], include_hidden: bool) -> Lookup:
+    """Files by `file_id` or `id`; a file of a hidden or deleted broadcast is not found."""
+    return Lookup(_recordings_by_key(key, include_hidden), {"keys": list(values)})
 
 
 def _visible_only(query: Select[Any]) -> Select[Any]:
@@ -83,14 +115,17 @@ def _visible_only(query: Select[Any]) -> Select[Any]:
     )
 
 
-def recordings_of_broadcasts_query(broadcast_ids: Sequence[int]) -> Select[Any]:
-    return (
-        select(RecordingFile)
-        .where(col(RecordingFile.broadcast_id).in_(broadcast_ids))
-        .order_by(
-            col(RecordingFile.start_time), col(RecordingFile.end_time), col(RecordingFile.file_id)
-        )
+RECORDINGS_OF_BROADCASTS = (
+    select(RecordingFile)
+    .where(col(RecordingFile.broadcast_id).in_(KEYS))
+    .order_by(
+        col(RecordingFile.start_time), col(RecordingFile.end_time), col(RecordingFile.file_id)
     )
+)
+
+
+def recordings_of_broadcasts_query(broadcast_ids: Sequence[int]) -> Lookup:
+    return Lookup(RECORDINGS_OF_BROADCASTS, {"keys": list(broadcast_ids)})
 
 
 def known_file_ids_query(file_ids: Sequence[str]) -> Select[Any]:

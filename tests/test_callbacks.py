@@ -593,6 +593,23 @@ async def test_an_event_type_that_fits_no_column_is_kept_and_quarantined(
     assert await catalog.all_rooms() == []
 
 
+async def test_admins_read_a_quarantined_payload_with_an_integer_past_64_bits(
+    catalog: CatalogClient,
+) -> None:
+    """The inbox shows the payload as sent: the answer's encoder (orjson) stops at 64-bit
+    integers, and such an answer is encoded by json instead, not refused with a 500."""
+    event = {**recording("2121_a", "f1", BASE, BASE + 60), "event_type": 2**70}
+    assert (await catalog.post_callback(sign(event))).status_code == 200
+    query = "{ inboxEntries(first: 5) { edges { node { outcome payload } } } }"
+    response = await catalog.http.post(
+        "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert response.status_code == 200, response.text
+    (edge,) = response.json()["data"]["inboxEntries"]["edges"]
+    assert edge["node"]["outcome"] == "QUARANTINED"
+    assert edge["node"]["payload"]["event_type"] == 2**70
+
+
 SURROGATE_REASON = "the payload contains lone surrogates (text that is not valid Unicode)"
 
 

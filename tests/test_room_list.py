@@ -350,10 +350,12 @@ async def _explain_a_deep_page(catalog: CatalogClient) -> None:
     await catalog.send_all(
         [recording(f"2121_r{i}", f"r{i}", BASE + i * 100, BASE + i * 100 + 60) for i in range(5)]
     )
-    [*_, last] = await catalog.database.scalars(rooms_query(RoomFilter(), None, 2))
+    [*_, last] = await catalog.database.scalars(rooms_query(RoomFilter(), None, 2).bound())
     after = [last.room_rank, last.room_time, last.id]
-    statement = rooms_query(RoomFilter(), after, 20).compile(
-        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+    statement = (
+        rooms_query(RoomFilter(), after, 20)
+        .bound()
+        .compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     )
     async with catalog.database.engine.connect() as connection:
         # A handful of rows would be read whole and sorted; plan as for a million.

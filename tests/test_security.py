@@ -688,6 +688,18 @@ async def test_lookups_by_keys_no_row_can_have_find_nothing(catalog: CatalogClie
         assert body == {"data": {"stream": None, "anchor": None, "recordingFile": None}}
 
 
+async def test_an_unknown_operation_name_with_a_lone_surrogate_is_refused_clearly(
+    catalog: CatalogClient,
+) -> None:
+    """Strawberry quotes the name in its plain-text 400, which could not be encoded."""
+    body = json.dumps({"query": "query Known { __typename }", "operationName": "a\ud800"})
+    response = await catalog.http.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.text == 'Unknown operation named "a\\ud800".'
+
+
 UNSTORABLE_TEXT = {
     "nul": ("2121_a\u0000", "text must not contain NUL characters"),
     "lone-surrogate": ("2121_a\ud800", "text must be valid Unicode (it has a lone surrogate)"),
