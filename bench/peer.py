@@ -69,6 +69,7 @@ from sqlalchemy import Executable
 from strawberry import Schema
 from strawberry.relay import GlobalID
 
+from replay_catalog.cli import collect_garbage_for_serving
 from replay_catalog.settings import Settings
 from resolvers.context import CatalogContext
 from resolvers.ingestion import Ingestor
@@ -392,6 +393,8 @@ def main() -> None:
     expected = service_rows(json.loads(room_list))
     notes: list[str] = []
     floor = asyncio.run(remember_page(database_url))
+    # The floor runs with the garbage collector as `serve` sets it up.
+    collect_garbage_for_serving()
     if service_rows({"data": floor.expected}) != expected:
         notes.append("the floor's page has other rows than the service's")
     floor_rounds: list[Measured] = []

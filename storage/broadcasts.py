@@ -26,7 +26,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
 from storage.anchors import Anchor
-from storage.database import KEYS, Lookup, execute, numbered, table_of, union_of
+from storage.database import Lookup, execute, keys_in, numbered, table_of, union_of
 from storage.keyset import Listing
 from storage.streams import Stream
 
@@ -372,7 +372,7 @@ def _replay_totals(include_hidden: bool) -> Select[int, int, int | None]:
             func.coalesce(func.sum(col(Broadcast.duration_seconds)), 0),
         )
         .join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
-        .where(col(Stream.anchor_id).in_(KEYS))
+        .where(keys_in(table_of(Stream).c.anchor_id))
         .where(col(Broadcast.room_rank).in_(REPLAY_RANKS))
         .group_by(col(Stream.anchor_id))
     )

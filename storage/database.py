@@ -14,9 +14,11 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlalchemy import (
     URL,
+    Boolean,
     Engine,
     Select,
     Table,
+    any_,
     bindparam,
     create_engine,
     event,
@@ -35,9 +37,12 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable, text
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BinaryExpression, ColumnElement
+from sqlalchemy.sql.operators import in_op
 from sqlmodel import SQLModel
 
 from storage.catalog_version import (
@@ -666,8 +671,31 @@ class Lookup(NamedTuple):
         return self.statement.params(self.parameters)
 
 
-# The parameter of a prebuilt lookup by many keys: `column.in_(KEYS)`, {"keys": [...]}.
-KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+class keys_in(BinaryExpression[bool]):
+    """`column` is one of the values of the parameter `keys` (a list): a prebuilt
+    lookup by many keys, run with {"keys": [...]}.
+
+    On PostgreSQL `column = ANY($1)`, the list bound as one array: the same SQL, and one
+    prepared statement, whatever the number of keys (an IN list is written out anew at
+    each execution, one placeholder per key). Elsewhere, SQLAlchemy's expanding IN.
+    """
+
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        keys = bindparam("keys", type_=column.type, expanding=True)
+        super().__init__(column, keys, in_op, type_=Boolean())
+
+
+@compiles(keys_in)
+def _keys_in(element: keys_in, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.visit_binary(element, **kw)
+
+
+@compiles(keys_in, "postgresql")
+def _keys_any(element: keys_in, compiler: SQLCompiler, **kw: Any) -> str:
+    keys = bindparam("keys", type_=postgresql.ARRAY(element.left.type))
+    return compiler.process(element.left == any_(keys), **kw)
 
 
 def records(result: Result[Any]) -> list[Any]:

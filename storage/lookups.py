@@ -12,13 +12,13 @@ from sqlalchemy import Select
 from sqlmodel import SQLModel, col, select
 
 from storage.broadcasts import Broadcast, visible_to_public
-from storage.database import KEYS, Lookup, table_of
+from storage.database import Lookup, keys_in, table_of
 from storage.streams import Stream
 
 
 @functools.cache
 def _by_key(model: type[SQLModel], key: str) -> Select[Any]:
-    return select(model).where(table_of(model).c[key].in_(KEYS))
+    return select(model).where(keys_in(table_of(model).c[key]))
 
 
 def rows_by_key_query(model: type[SQLModel], key: str, values: Sequence[Any]) -> Lookup:
@@ -37,7 +37,7 @@ def broadcasts_by_id_query(ids: Sequence[int], include_hidden: bool) -> Lookup:
 
 
 STREAMS_OF_ANCHORS = (
-    select(Stream).where(col(Stream.anchor_id).in_(KEYS)).order_by(col(Stream.stream_id))
+    select(Stream).where(keys_in(table_of(Stream).c.anchor_id)).order_by(col(Stream.stream_id))
 )
 
 

@@ -11,7 +11,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from domain.times import utc_now
 from storage.broadcasts import Broadcast, visible_to_public
-from storage.database import KEYS, Lookup, table_of
+from storage.database import Lookup, keys_in, table_of
 from storage.keyset import Listing
 
 
@@ -100,7 +100,7 @@ def recordings_query(
 
 @functools.cache
 def _recordings_by_key(key: str, include_hidden: bool) -> Select[Any]:
-    query = select(RecordingFile).where(table_of(RecordingFile).c[key].in_(KEYS))
+    query = select(RecordingFile).where(keys_in(table_of(RecordingFile).c[key]))
     return query if include_hidden else _visible_only(query)
 
 
@@ -117,7 +117,7 @@ def _visible_only(query: Select[Any]) -> Select[Any]:
 
 RECORDINGS_OF_BROADCASTS = (
     select(RecordingFile)
-    .where(col(RecordingFile.broadcast_id).in_(KEYS))
+    .where(keys_in(table_of(RecordingFile).c.broadcast_id))
     .order_by(
         col(RecordingFile.start_time), col(RecordingFile.end_time), col(RecordingFile.file_id)
     )
