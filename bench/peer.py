@@ -75,7 +75,7 @@ from resolvers.context import CatalogContext
 from resolvers.ingestion import Ingestor
 from resolvers.refusals import RefusalLimiter
 from schema import build_schema
-from storage.database import Database
+from storage.database import Database, Lookup
 
 ADMIN_TOKEN = "bench-admin-token"  # noqa: S105
 # Stitched replays link to the service itself: one base URL makes every server's answer
@@ -227,6 +227,13 @@ class RememberedReads(Database):
     ) -> list[Any]:
         if self._replaying is None:
             rows = await super().rows(statement, parameters)
+            self.answers.append(rows)
+            return rows
+        return next(self._replaying)
+
+    async def lookup(self, lookup: Lookup) -> list[Any]:
+        if self._replaying is None:
+            rows = await super().lookup(lookup)
             self.answers.append(rows)
             return rows
         return next(self._replaying)

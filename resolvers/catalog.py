@@ -37,7 +37,7 @@ async def list_page(
     which rows it holds changes with `depends_on` (a cache tag)."""
     limit = page_size(first)
     position = decode_cursor(name, listing, after)
-    rows = await context.database.rows(*query(position, limit))
+    rows = await context.database.lookup(query(position, limit))
     show(depends_on)
     show_rows(listing.model.__tablename__, rows)  # type: ignore[arg-type]
     if listing.model is Broadcast:

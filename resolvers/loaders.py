@@ -68,7 +68,7 @@ class Loaders:
             values_to_find = [v for v in values if column_holds(column, v)]
             if not values_to_find:
                 return [None] * len(values)
-            rows = await self.database.rows(*build(values_to_find))
+            rows = await self.database.lookup(build(values_to_find))
             found = {getattr(row, key): row for row in rows}
             answers = [found.get(value) for value in values]
             show_rows(table.name, answers)
@@ -78,14 +78,14 @@ class Loaders:
 
     async def _replay_totals(self, anchor_ids: Sequence[int]) -> list[tuple[int, int]]:
         """(number of replays, their total seconds) per anchor."""
-        rows = await self.database.rows(*replay_totals_query(anchor_ids, self.include_hidden))
+        rows = await self.database.lookup(replay_totals_query(anchor_ids, self.include_hidden))
         show(*(anchor_tag(anchor_id) for anchor_id in anchor_ids))
         totals = {anchor_id: (count, int(seconds)) for anchor_id, count, seconds in rows}
         return [totals.get(anchor_id, (0, 0)) for anchor_id in anchor_ids]
 
     async def _recordings_of_broadcasts(self, ids: Sequence[int]) -> list[list[RecordingFile]]:
         grouped: dict[int | None, list[RecordingFile]] = defaultdict(list)
-        rows = await self.database.rows(*recordings_of_broadcasts_query(ids))
+        rows = await self.database.lookup(recordings_of_broadcasts_query(ids))
         show_rows("recording_file", rows)
         for row in rows:
             grouped[row.broadcast_id].append(row)
@@ -93,7 +93,7 @@ class Loaders:
 
     async def _streams_of_anchors(self, ids: Sequence[int]) -> list[list[Stream]]:
         grouped: dict[int, list[Stream]] = defaultdict(list)
-        rows = await self.database.rows(*streams_of_anchors_query(ids))
+        rows = await self.database.lookup(streams_of_anchors_query(ids))
         show(*(anchor_tag(anchor_id) for anchor_id in ids))
         show_rows("stream", rows)
         for row in rows:

@@ -200,12 +200,17 @@ class CatalogClient:
             if not selects_only or statement.lstrip().upper().startswith("SELECT"):
                 statements.append(statement)
 
+        def heard(statement: str) -> None:  # a read straight through asyncpg
+            record(None, None, statement)
+
         engines = self.database.sync_engines
         for engine in engines:
             event.listen(engine, "before_cursor_execute", record)
+        self.database.driver_statement_listeners.append(heard)
         try:
             yield statements
         finally:
+            self.database.driver_statement_listeners.remove(heard)
             for engine in engines:
                 event.remove(engine, "before_cursor_execute", record)
 
