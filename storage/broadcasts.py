@@ -310,13 +310,11 @@ class RoomFilter:
     include_hidden: bool = False
 
 
-@functools.lru_cache(maxsize=64)
-def _rooms(
-    ranks: tuple[int, ...] | None, of_anchor: bool, include_hidden: bool, after: bool
-) -> Select[Any]:
+@functools.lru_cache(maxsize=16)
+def _rooms(of_ranks: bool, of_anchor: bool, include_hidden: bool, after: bool) -> Select[Any]:
     query = select(Broadcast).where(col(Broadcast.room_rank).is_not(None))
-    if ranks is not None:
-        query = query.where(col(Broadcast.room_rank).in_(ranks))
+    if of_ranks:
+        query = query.where(keys_in(table_of(Broadcast).c.room_rank, "ranks"))
     if of_anchor:
         query = (
             query.join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
@@ -328,14 +326,20 @@ def _rooms(
     return ROOMS.page(query, after)
 
 
+# The parameter of the prebuilt statements that keep to replays (`keys_in`).
+REPLAY_RANKS_GIVEN = {"replay_ranks": list(REPLAY_RANKS)}
+
+
 def rooms_query(room_filter: RoomFilter, after: Sequence[Any] | None, limit: int) -> Lookup:
     statement = _rooms(
-        room_filter.ranks,
+        room_filter.ranks is not None,
         room_filter.anchor_user_id is not None,
         room_filter.include_hidden,
         after is not None,
     )
     parameters = ROOMS.parameters(after, limit)
+    if room_filter.ranks is not None:
+        parameters["ranks"] = list(room_filter.ranks)
     if room_filter.anchor_user_id is not None:
         parameters["anchor_user_id"] = room_filter.anchor_user_id
     return Lookup(statement, parameters)
@@ -348,7 +352,7 @@ def _replays(include_hidden: bool, after: bool) -> Select[Any]:
         .join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
         .where(
             col(Stream.anchor_id) == bindparam("anchor_pk"),
-            col(Broadcast.room_rank).in_(REPLAY_RANKS),
+            keys_in(table_of(Broadcast).c.room_rank, "replay_ranks"),
         )
     )
     return REPLAYS.page(query if include_hidden else query.where(*visible_to_public()), after)
@@ -359,7 +363,7 @@ def replays_query(
 ) -> Lookup:
     return Lookup(
         _replays(include_hidden, after is not None),
-        {**REPLAYS.parameters(after, limit), "anchor_pk": anchor_pk},
+        {**REPLAYS.parameters(after, limit), "anchor_pk": anchor_pk, **REPLAY_RANKS_GIVEN},
     )
 
 
@@ -373,7 +377,7 @@ def _replay_totals(include_hidden: bool) -> Select[int, int, int | None]:
         )
         .join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
         .where(keys_in(table_of(Stream).c.anchor_id))
-        .where(col(Broadcast.room_rank).in_(REPLAY_RANKS))
+        .where(keys_in(table_of(Broadcast).c.room_rank, "replay_ranks"))
         .group_by(col(Stream.anchor_id))
     )
     return query if include_hidden else query.where(*visible_to_public())
@@ -381,7 +385,7 @@ def _replay_totals(include_hidden: bool) -> Select[int, int, int | None]:
 
 def replay_totals_query(anchor_pks: Sequence[int], include_hidden: bool) -> Lookup:
     """(anchor pk, number of replays, their total duration) per anchor."""
-    return Lookup(_replay_totals(include_hidden), {"keys": list(anchor_pks)})
+    return Lookup(_replay_totals(include_hidden), {"keys": list(anchor_pks), **REPLAY_RANKS_GIVEN})
 
 
 @functools.lru_cache(maxsize=8)

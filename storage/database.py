@@ -737,8 +737,9 @@ class Lookup(NamedTuple):
 
 
 class keys_in(BinaryExpression[bool]):
-    """`column` is one of the values of the parameter `keys` (a list): a prebuilt
-    lookup by many keys, run with {"keys": [...]}.
+    """`column` is one of the values of the parameter `name` (a list): a prebuilt
+    lookup by many keys, run with {"keys": [...]}, or a filter by a few values (room
+    kinds, formats) given the same way, never written into the statement.
 
     On PostgreSQL `column = ANY($1)`, the list bound as one array: the same SQL, and one
     prepared statement, whatever the number of keys (an IN list is written out anew at
@@ -747,8 +748,8 @@ class keys_in(BinaryExpression[bool]):
 
     inherit_cache = True
 
-    def __init__(self, column: ColumnElement[Any]) -> None:
-        keys = bindparam("keys", type_=column.type, expanding=True)
+    def __init__(self, column: ColumnElement[Any], name: str = "keys") -> None:
+        keys = bindparam(name, type_=column.type, expanding=True)
         super().__init__(column, keys, in_op, type_=Boolean())
 
 
@@ -759,7 +760,7 @@ def _keys_in(element: keys_in, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(keys_in, "postgresql")
 def _keys_any(element: keys_in, compiler: SQLCompiler, **kw: Any) -> str:
-    keys = bindparam("keys", type_=postgresql.ARRAY(element.left.type))
+    keys = bindparam(element.right.key, type_=postgresql.ARRAY(element.left.type))
     return compiler.process(element.left == any_(keys), **kw)
 
 

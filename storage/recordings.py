@@ -55,10 +55,10 @@ class RecordingFilter:
     include_hidden: bool = False
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=64)
 def _recordings(
     of_stream: bool,
-    formats: tuple[str, ...] | None,
+    of_formats: bool,
     started_after: bool,
     started_before: bool,
     include_hidden: bool,
@@ -67,8 +67,8 @@ def _recordings(
     query: Select[Any] = select(RecordingFile)
     if of_stream:
         query = query.where(col(RecordingFile.stream_pk) == bindparam("stream_pk"))
-    if formats is not None:
-        query = query.where(col(RecordingFile.format).in_(formats))
+    if of_formats:
+        query = query.where(keys_in(table_of(RecordingFile).c.format, "formats"))
     if started_after:
         query = query.where(col(RecordingFile.start_time) >= bindparam("started_after"))
     if started_before:
@@ -82,16 +82,17 @@ def recordings_query(
     recording_filter: RecordingFilter, after: Sequence[Any] | None, limit: int
 ) -> Lookup:
     given = recording_filter
-    formats = None if given.formats is None else tuple(sorted(set(given.formats)))
     statement = _recordings(
         given.stream_pk is not None,
-        formats,
+        given.formats is not None,
         given.started_after is not None,
         given.started_before is not None,
         given.include_hidden,
         after is not None,
     )
     parameters = RECORDINGS.parameters(after, limit)
+    if given.formats is not None:
+        parameters["formats"] = sorted(set(given.formats))
     for name in ("stream_pk", "started_after", "started_before"):
         if (value := getattr(given, name)) is not None:
             parameters[name] = value
