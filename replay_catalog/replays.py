@@ -74,14 +74,14 @@ class ReplayPlaylists:
 
     async def playlist(self, broadcast_pk: int) -> StitchedReplay:
         # A hidden or deleted broadcast is not public: it has no public replay either.
-        broadcasts = await self.database.rows(
-            *broadcasts_by_id_query([broadcast_pk], include_hidden=False)
+        broadcasts = await self.database.lookup(
+            broadcasts_by_id_query([broadcast_pk], include_hidden=False)
         )
         if not broadcasts:
             raise ReplayNotFound("no such broadcast")
         broadcast: Broadcast = broadcasts[0]
-        recordings: list[RecordingFile] = await self.database.rows(
-            *recordings_of_broadcasts_query([broadcast_pk])
+        recordings: list[RecordingFile] = await self.database.lookup(
+            recordings_of_broadcasts_query([broadcast_pk])
         )
         parts = [recording for recording in recordings if recording.format == HLS]
         if not parts:

@@ -311,11 +311,11 @@ class RoomFilter:
 
 
 @functools.lru_cache(maxsize=16)
-def _rooms(of_ranks: bool, of_anchor: bool, include_hidden: bool, after: bool) -> Select[Any]:
+def _rooms(include_hidden: bool, given: frozenset[str], after: bool) -> Select[Any]:
     query = select(Broadcast).where(col(Broadcast.room_rank).is_not(None))
-    if of_ranks:
+    if "ranks" in given:
         query = query.where(keys_in(table_of(Broadcast).c.room_rank, "ranks"))
-    if of_anchor:
+    if "anchor_user_id" in given:
         query = (
             query.join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
             .join(Anchor, col(Anchor.id) == col(Stream.anchor_id))
@@ -331,22 +331,18 @@ REPLAY_RANKS_GIVEN = {"replay_ranks": list(REPLAY_RANKS)}
 
 
 def rooms_query(room_filter: RoomFilter, after: Sequence[Any] | None, limit: int) -> Lookup:
-    statement = _rooms(
-        room_filter.ranks is not None,
-        room_filter.anchor_user_id is not None,
-        room_filter.include_hidden,
-        after is not None,
+    ranks = room_filter.ranks
+    return ROOMS.lookup(
+        functools.partial(_rooms, room_filter.include_hidden),
+        after,
+        limit,
+        ranks=None if ranks is None else list(ranks),
+        anchor_user_id=room_filter.anchor_user_id,
     )
-    parameters = ROOMS.parameters(after, limit)
-    if room_filter.ranks is not None:
-        parameters["ranks"] = list(room_filter.ranks)
-    if room_filter.anchor_user_id is not None:
-        parameters["anchor_user_id"] = room_filter.anchor_user_id
-    return Lookup(statement, parameters)
 
 
 @functools.lru_cache(maxsize=8)
-def _replays(include_hidden: bool, after: bool) -> Select[Any]:
+def _replays(include_hidden: bool, _given: frozenset[str], after: bool) -> Select[Any]:
     query = (
         select(Broadcast)
         .join(Stream, col(Stream.id) == col(Broadcast.stream_pk))
@@ -361,10 +357,8 @@ def _replays(include_hidden: bool, after: bool) -> Select[Any]:
 def replays_query(
     anchor_pk: int, include_hidden: bool, after: Sequence[Any] | None, limit: int
 ) -> Lookup:
-    return Lookup(
-        _replays(include_hidden, after is not None),
-        {**REPLAYS.parameters(after, limit), "anchor_pk": anchor_pk, **REPLAY_RANKS_GIVEN},
-    )
+    build = functools.partial(_replays, include_hidden)
+    return REPLAYS.lookup(build, after, limit, anchor_pk=anchor_pk, **REPLAY_RANKS_GIVEN)
 
 
 @functools.cache
@@ -389,7 +383,7 @@ def replay_totals_query(anchor_pks: Sequence[int], include_hidden: bool) -> Look
 
 
 @functools.lru_cache(maxsize=8)
-def _stream_broadcasts(include_hidden: bool, after: bool) -> Select[Any]:
+def _stream_broadcasts(include_hidden: bool, _given: frozenset[str], after: bool) -> Select[Any]:
     query = select(Broadcast).where(col(Broadcast.stream_pk) == bindparam("stream_pk"))
     return BROADCASTS.page(query if include_hidden else query.where(*visible_to_public()), after)
 
@@ -397,10 +391,8 @@ def _stream_broadcasts(include_hidden: bool, after: bool) -> Select[Any]:
 def stream_broadcasts_query(
     stream_pk: int, include_hidden: bool, after: Sequence[Any] | None, limit: int
 ) -> Lookup:
-    return Lookup(
-        _stream_broadcasts(include_hidden, after is not None),
-        {**BROADCASTS.parameters(after, limit), "stream_pk": stream_pk},
-    )
+    build = functools.partial(_stream_broadcasts, include_hidden)
+    return BROADCASTS.lookup(build, after, limit, stream_pk=stream_pk)
 
 
 def ended_since_query(since: datetime) -> Select[str, datetime]:

@@ -6,7 +6,15 @@ import math
 import sqlite3
 import time
 from collections import namedtuple
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -27,7 +35,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, CursorResult, Result
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -574,10 +582,7 @@ class Database:
             except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as lost:
                 await connection.invalidate()
                 raise ConnectionLost from lost
-            if not found:
-                return []
-            make = _record_type(tuple(found[0].keys()))._make
-            return [make(record) for record in found]
+            return records(found[0].keys() if found else (), found)
 
         return await self._read(run)
 
@@ -611,10 +616,12 @@ class Database:
         """
         if self._reader is not None:
             with self._outages_as_unavailable(), self._reader.connect() as sync_connection:
-                return records(sync_connection.execute(statement, parameters))
+                result = sync_connection.execute(statement, parameters)
+                return records(result.keys(), result)
 
         async def run(connection: AsyncConnection) -> list[Any]:
-            return records(await connection.execute(statement, parameters))
+            result = await connection.execute(statement, parameters)
+            return records(result.keys(), result)
 
         return await self._read(run)
 
@@ -726,7 +733,7 @@ def _driver_statement(
 
 class Lookup(NamedTuple):
     """A read built once (its SQL and cache key computed once) and the parameters of one
-    execution of it: `Database.rows(*lookup)`."""
+    execution of it: `Database.lookup(lookup)`."""
 
     statement: Select[*tuple[Any, ...]]
     parameters: dict[str, Any]
@@ -764,12 +771,12 @@ def _keys_any(element: keys_in, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(element.left == any_(keys), **kw)
 
 
-def records(result: Result[Any]) -> list[Any]:
-    """The rows of `result` as named tuples: read by attribute, by index or unpacked
-    like SQLAlchemy's rows, whose attributes cost four times as much to read (a page
-    reads a dozen of each of its hundred-odd rows)."""
-    make = _record_type(tuple(result.keys()))._make
-    return [make(row) for row in result]
+def records(columns: Iterable[str], rows: Iterable[Sequence[Any]]) -> list[Any]:
+    """`rows` (SQLAlchemy's or asyncpg's) as named tuples of `columns`: read by
+    attribute, by index or unpacked like SQLAlchemy's rows, whose attributes cost four
+    times as much to read (a page reads a dozen of each of its hundred-odd rows)."""
+    make = _record_type(tuple(columns))._make
+    return [make(row) for row in rows]
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,11 +1,12 @@
 """The inbox: every authenticated callback, exactly as received, stored once."""
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Select
+from sqlalchemy import JSON, Column, Index, Select, bindparam
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
@@ -63,18 +64,31 @@ class InboxFilter:
     outcome: str | None = None
     stream_id: str | None = None
 
+    def given(self) -> dict[str, str | None]:
+        """The filter's values by the name of the column each one restricts (None: any)."""
+        return {"outcome": self.outcome, "stream_id": self.stream_id}
+
     def restrict(self, query: Select[Any]) -> Select[Any]:
-        if self.outcome is not None:
-            query = query.where(col(InboxEntry.outcome) == self.outcome)
-        if self.stream_id is not None:
-            query = query.where(col(InboxEntry.stream_id) == self.stream_id)
-        return query
+        """`query` restricted to this filter's entries, its values in the statement."""
+        return _where_equal(query, {n: v for n, v in self.given().items() if v is not None})
+
+
+def _where_equal(query: Select[Any], conditions: dict[str, Any]) -> Select[Any]:
+    """`query` where each named inbox column equals its value (or bound parameter)."""
+    table = table_of(InboxEntry)
+    for name, value in conditions.items():
+        query = query.where(table.c[name] == value)
+    return query
+
+
+@functools.lru_cache(maxsize=8)
+def _inbox(given: frozenset[str], after: bool) -> Select[Any]:
+    conditions: dict[str, Any] = {name: bindparam(name) for name in sorted(given)}
+    return INBOX.page(_where_equal(select(InboxEntry), conditions), after)
 
 
 def inbox_query(inbox_filter: InboxFilter, after: Sequence[Any] | None, limit: int) -> Lookup:
-    """Built per call (admins only read it): the filter's values are in the statement."""
-    statement = INBOX.page(inbox_filter.restrict(select(InboxEntry)), after is not None)
-    return Lookup(statement, INBOX.parameters(after, limit))
+    return INBOX.lookup(_inbox, after, limit, **inbox_filter.given())
 
 
 def inbox_ids_query(inbox_filter: InboxFilter, after_id: int, limit: int) -> Select[Any]:

@@ -1,6 +1,6 @@
 """Keyset pagination: the rows after a cursor position, for any mix of sort directions."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlmodel import SQLModel
 
 from storage.column_values import column_holds
-from storage.database import table_of
+from storage.database import Lookup, table_of
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,20 @@ class Listing:
             for name, descending in self.order
         ]
         return query.order_by(*ordering).limit(limit)
+
+    def lookup(
+        self,
+        build: Callable[[frozenset[str], bool], Select[Any]],
+        after: Sequence[Any] | None,
+        limit: int,
+        **filters: Any,
+    ) -> Lookup:
+        """A page in this order: the statement `build(the names of the filters given,
+        whether after a cursor)` makes (cache `build`: a statement per shape), run with
+        the given filters' values as parameters named like them (None: not given)."""
+        given = {name: value for name, value in filters.items() if value is not None}
+        statement = build(frozenset(given), after is not None)
+        return Lookup(statement, {**self.parameters(after, limit), **given})
 
     def parameters(self, after: Sequence[Any] | None, limit: int) -> dict[str, Any]:
         """The parameters of a `page` statement: `limit + 1` rows (one more tells if a

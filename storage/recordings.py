@@ -56,22 +56,15 @@ class RecordingFilter:
 
 
 @functools.lru_cache(maxsize=64)
-def _recordings(
-    of_stream: bool,
-    of_formats: bool,
-    started_after: bool,
-    started_before: bool,
-    include_hidden: bool,
-    after: bool,
-) -> Select[Any]:
+def _recordings(include_hidden: bool, given: frozenset[str], after: bool) -> Select[Any]:
     query: Select[Any] = select(RecordingFile)
-    if of_stream:
+    if "stream_pk" in given:
         query = query.where(col(RecordingFile.stream_pk) == bindparam("stream_pk"))
-    if of_formats:
+    if "formats" in given:
         query = query.where(keys_in(table_of(RecordingFile).c.format, "formats"))
-    if started_after:
+    if "started_after" in given:
         query = query.where(col(RecordingFile.start_time) >= bindparam("started_after"))
-    if started_before:
+    if "started_before" in given:
         query = query.where(col(RecordingFile.start_time) < bindparam("started_before"))
     if not include_hidden:
         query = _visible_only(query)
@@ -82,21 +75,15 @@ def recordings_query(
     recording_filter: RecordingFilter, after: Sequence[Any] | None, limit: int
 ) -> Lookup:
     given = recording_filter
-    statement = _recordings(
-        given.stream_pk is not None,
-        given.formats is not None,
-        given.started_after is not None,
-        given.started_before is not None,
-        given.include_hidden,
-        after is not None,
+    return RECORDINGS.lookup(
+        functools.partial(_recordings, given.include_hidden),
+        after,
+        limit,
+        stream_pk=given.stream_pk,
+        formats=None if given.formats is None else sorted(set(given.formats)),
+        started_after=given.started_after,
+        started_before=given.started_before,
     )
-    parameters = RECORDINGS.parameters(after, limit)
-    if given.formats is not None:
-        parameters["formats"] = sorted(set(given.formats))
-    for name in ("stream_pk", "started_after", "started_before"):
-        if (value := getattr(given, name)) is not None:
-            parameters[name] = value
-    return Lookup(statement, parameters)
 
 
 @functools.cache
