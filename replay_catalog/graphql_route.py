@@ -117,4 +117,7 @@ def _cached(graphql: CatalogGraphQL, services: CatalogServices) -> ASGIApp:
         on_lookup=services.metrics.cache_lookup,
         admission=admission,
         on_wanted=services.ingestor.pacing.answer_wanted,
+        before_reading=functools.partial(
+            services.database.writes_ended, settings.reads_wait_for_writes_seconds
+        ),
     )

@@ -233,6 +233,7 @@ class CachedGraphQL:
         on_lookup: Callable[[str], None] = lambda _result: None,
         admission: Admission | None = None,
         on_wanted: Callable[[bool], None] = lambda _stale: None,
+        before_reading: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
         # Requests wait for their client's turn (admission.py).
@@ -244,6 +245,10 @@ class CachedGraphQL:
         self.on_lookup = on_lookup  # "hit", "miss", "shared", "bypass", "throttled"
         # Told of each request for an answer it may keep, and whether a change dropped it.
         self.on_wanted = on_wanted
+        # Awaited before a query reads the catalog version: the writes under way end
+        # first (up to READS_WAIT_FOR_WRITES_SECONDS), so that their callers get the CPU
+        # and the answer is not computed from what is about to change.
+        self.before_reading = before_reading
         # Answers being computed, by (version, request): a request that misses while the
         # same answer is on its way waits for it instead of computing it again.
         self._computing: dict[tuple[Version, bytes], asyncio.Future[CachedAnswer | None]] = {}
@@ -275,6 +280,8 @@ class CachedGraphQL:
             self.on_lookup("bypass")
             await self.app(scope, replay, send)
             return
+        if self.before_reading is not None:
+            await self.before_reading()
         try:
             version = await self.versions.current()
         except DatabaseUnavailable:

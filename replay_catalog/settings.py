@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # transactions (they wait and share the next one): each commit makes the cached
     # answers that showed what it changed stale (docs/configuration.md).
     commit_interval_seconds: float = Field(default=0.2, ge=0, le=1)
+    # How long an anonymous GraphQL query that arrives while this process writes waits for
+    # the write to end (what it would compute goes stale as the write commits, and the
+    # callbacks waiting on the write would share the CPU with it); 0: reads never wait.
+    reads_wait_for_writes_seconds: float = Field(default=0.02, ge=0, le=1)
     log_level: str = "INFO"
     # uvicorn's line per HTTP request; off when a proxy in front logs requests anyway.
     access_log: bool = True

@@ -16,7 +16,7 @@ from collections.abc import (
     Sequence,
 )
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -382,6 +382,8 @@ class Database:
         # when the last one ended (subscriptions send more slowly while writes go on).
         self.writes_in_progress = 0
         self._last_write_ended = -math.inf
+        # Reads waiting for the writes under way to end (`writes_ended`).
+        self._waiting_for_writes: list[asyncio.Future[None]] = []
 
     @property
     def sync_engines(self) -> list[Engine]:
@@ -505,6 +507,30 @@ class Database:
         finally:
             self.writes_in_progress -= 1
             self._last_write_ended = time.monotonic()
+            if not self.writes_in_progress:
+                waiting, self._waiting_for_writes = self._waiting_for_writes, []
+                for waiter in waiting:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    async def writes_ended(self, max_wait: float) -> None:
+        """Wait until no write transaction of this process is under way, or `max_wait`
+        seconds.
+
+        For reads that can wait a little (the response cache's, resolvers' GraphQL
+        answers): an answer computed while a write is under way goes stale as it
+        commits, and the write's callers wait for the CPU the read would take.
+        """
+        if not self.writes_in_progress or max_wait <= 0:
+            return
+        ended = asyncio.get_running_loop().create_future()
+        self._waiting_for_writes.append(ended)
+        try:
+            async with asyncio.timeout(max_wait):
+                await ended
+        except TimeoutError:
+            with suppress(ValueError):  # let go of it now rather than at the writes' end
+                self._waiting_for_writes.remove(ended)
 
     def wrote_within(self, seconds: float) -> bool:
         """Whether this process is writing, or was within the last `seconds`."""

@@ -349,6 +349,46 @@ async def test_while_many_read_what_commits_make_stale_a_busy_spell_commits_once
         assert room["coverUrl"].endswith(f"2121_paced-{BASE + 23}.jpg"), room
 
 
+async def test_a_query_that_arrives_while_a_write_is_under_way_waits_for_it_to_end(
+    another_database_url: str,
+) -> None:
+    """An anonymous query waits for the process's write under way to end, up to
+    READS_WAIT_FOR_WRITES_SECONDS: what it would compute meanwhile goes stale as the
+    write commits, and the write's callers would share the CPU with it. So it answers
+    with what the write made (here, the room's new cover); a write that takes longer
+    than the wait delays it no further."""
+    settings = make_settings(another_database_url, reads_wait_for_writes_seconds=1.0)
+    async with CatalogClient.started(settings) as catalog:
+        await catalog.send(push("2121_waits", BASE, "s1"))
+        await catalog.send(screenshot("2121_waits", BASE + 10))
+        loop = asyncio.get_running_loop()
+        async with writes_held(catalog):
+            written = asyncio.create_task(
+                catalog.post_callback(sign(screenshot("2121_waits", BASE + 20)))
+            )
+            while not catalog.database.writes_in_progress:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            read = asyncio.create_task(catalog.all_rooms(fields="coverUrl"))
+            await asyncio.sleep(0.4)
+            assert not read.done()
+        assert (await written).status_code == 200
+        (room,) = await read
+        assert room["coverUrl"].endswith(f"2121_waits-{BASE + 20}.jpg"), room
+
+        async with writes_held(catalog):
+            written = asyncio.create_task(
+                catalog.post_callback(sign(screenshot("2121_waits", BASE + 30)))
+            )
+            while not catalog.database.writes_in_progress:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            started = loop.time()
+            (room,) = await catalog.all_rooms(fields="coverUrl")
+            waited = loop.time() - started
+            assert 0.9 < waited < 3, waited  # the wait's bound, with the write still held
+            assert room["coverUrl"].endswith(f"2121_waits-{BASE + 20}.jpg"), room
+        assert (await written).status_code == 200
+
+
 async def test_numbers_too_wide_to_store_are_dropped_not_retried_forever(
     catalog: CatalogClient,
 ) -> None:
