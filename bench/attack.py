@@ -19,11 +19,13 @@ measures for `--seconds`:
 
 Requests are made on plain asyncio streams (an HTTP client library cost as much CPU per
 request as the server, and took it from the server on two cores). Before the attacker
-starts, the same server is measured as long again with no attacker: each attack row's
-ratio is taken against that quiet rate, which cancels the drift of this machine's rates
-between phases. Quiet phases (no attacker) also run first and last. A row misses when
-/healthz p99 is 50 ms or more, a probe failed, or ingestion falls below 0.8 of its quiet
-rate. The markdown table is printed at the end; the exit status is 1 if any row misses.
+starts, and again once it has stopped, the same server is measured as long with no
+attacker: each attack row's ratio is taken against the mean of those two quiet rates, which
+cancels the drift of this machine's rates between phases and the server's own over its life
+(its streams grow by hundreds of files a second). Quiet phases (no attacker) also run first
+and last. A row misses when /healthz p99 is 50 ms or more, a probe failed, or ingestion falls
+below 0.8 of its quiet rate. The markdown table is printed at the end; the exit status is 1
+if any row misses.
 `--server-cwd` runs the server from another checkout (`python -m` puts the working directory
 first on sys.path), e.g. a `git worktree` of an earlier commit.
 """
@@ -753,15 +755,22 @@ class Row:
     # phases only): the rate its ratio is taken against, so that drift between phases
     # (this machine's rates wander by a third within minutes) does not count.
     quiet: Measurement | None = None
+    # And as long again right after the attacker stopped: a server's own rate drifts over
+    # its life (its streams grow by hundreds of files a second), so the ratio is taken
+    # against the mean of the two.
+    quiet_after: Measurement | None = None
 
     @property
     def callbacks_per_second(self) -> float:
         return self.measured.callbacks_per_second
 
     def ratio(self, baseline: float) -> float:
-        """Callbacks/s against the phase's own quiet rate (the quiet phases' `baseline`
-        for the quiet phases themselves)."""
-        reference = baseline if self.quiet is None else self.quiet.callbacks_per_second
+        """Callbacks/s against the phase's own quiet rate, the mean of before and after
+        the attack (the quiet phases' `baseline` for the quiet phases themselves)."""
+        reference = baseline
+        if self.quiet is not None:
+            after = self.quiet_after or self.quiet
+            reference = (self.quiet.callbacks_per_second + after.callbacks_per_second) / 2
         return self.callbacks_per_second / reference if reference else 0.0
 
 
@@ -958,7 +967,7 @@ def run_phase(phase: Phase, args: argparse.Namespace, work: Path, extra: dict[st
                 return unmeasured(phase, args, f"catalog not loaded: {str(failure)[:100]}")
             time.sleep(0.5)  # let the catalog's changes settle
             rss_before = rss_mb(process.pid)
-            got, setup_seconds, attacker, quiet = {}, 0.0, None, None
+            got, setup_seconds, attacker, quiet, quiet_after = {}, 0.0, None, None, None
             context = multiprocessing.get_context("fork")
             if phase.attack is not None:
                 quiet = asyncio.run(measure(base_url, process.pid, args))
@@ -987,8 +996,9 @@ def run_phase(phase: Phase, args: argparse.Namespace, work: Path, extra: dict[st
                 attacker.join(5)
                 if attacker.is_alive():
                     attacker.kill()
+                quiet_after = asyncio.run(measure(base_url, process.pid, args))
             return Row(phase, measured, rss_before, got, server_state(process, base_url, log),
-                       setup_seconds, quiet)  # fmt: skip
+                       setup_seconds, quiet, quiet_after)  # fmt: skip
         finally:
             process.kill()  # a frozen server ignores SIGTERM
             process.wait()
@@ -1007,10 +1017,13 @@ def summary(row: Row) -> str:
 
 
 def callbacks_cell(row: Row) -> str:
-    """Callbacks/s, after the phase's own quiet rate if it has one."""
+    """Callbacks/s, between the phase's own quiet rates if it has them."""
     if row.quiet is None:
         return f"{row.callbacks_per_second:.1f}"
-    return f"{row.quiet.callbacks_per_second:.1f} → {row.callbacks_per_second:.1f}"
+    cell = f"{row.quiet.callbacks_per_second:.1f} → {row.callbacks_per_second:.1f}"
+    if row.quiet_after is not None:
+        cell += f" → {row.quiet_after.callbacks_per_second:.1f}"
+    return cell
 
 
 def misses(row: Row, baseline: float) -> list[str]:
@@ -1028,7 +1041,7 @@ def misses(row: Row, baseline: float) -> list[str]:
 def table(rows: list[Row], baseline: float) -> list[str]:
     lines = [
         "| attack | healthz p50 / p99 / max ms | healthz failures "
-        "| callbacks/s (quiet → attacked) | ratio to quiet "
+        "| callbacks/s (quiet → attacked → quiet) | ratio to quiet "
         "| callback errors | CPU % of a core: server / harness / attacker "
         "| server RSS MB (before → peak) | what the attacker got | server after "
         "| meets targets |",
