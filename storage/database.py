@@ -460,10 +460,13 @@ class Database:
         writer = self._sync_writer
 
         def transaction() -> T:
-            with Session(writer, expire_on_commit=False) as session, session.begin():
-                unit, result = self._transaction(session, work)
-            if unit.changes and not self.is_sqlite:
-                self._raise_version_after(writer, unit)
+            # One connection for the write and, on PostgreSQL, the version raise after it
+            # (one checkout from the pool, and so one ping, per batch of callbacks).
+            with writer.connect() as connection:
+                with Session(connection, expire_on_commit=False) as session, session.begin():
+                    unit, result = self._transaction(session, work)
+                if unit.changes and not self.is_sqlite:
+                    self._raise_version_after(connection, unit)
             if self.is_sqlite:
                 # Committed: delivered to this process's subscribers even if the caller
                 # stopped waiting meanwhile, and before it hears of the result.
@@ -485,12 +488,12 @@ class Database:
         return result
 
     @staticmethod
-    def _raise_version_after(writer: Engine, unit: UnitOfWork) -> None:
+    def _raise_version_after(connection: Connection, unit: UnitOfWork) -> None:
         """On PostgreSQL, once the write has committed: only now may cached answers
         computed before it go stale; raised before the caller acknowledges anything, in
         a transaction of its own so that other replicas' writers do not queue on the
         version row while they work."""
-        with writer.begin() as connection:
+        with connection.begin():
             raise_version(connection, unit.changes.tags)
 
     def _deliver(self, announcements: list[CatalogChange]) -> None:
