@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -225,15 +225,17 @@ class RememberedReads(Database):
     async def rows(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> list[Any]:
-        if self._replaying is None:
-            rows = await super().rows(statement, parameters)
-            self.answers.append(rows)
-            return rows
-        return next(self._replaying)
+        return await self._remembered(super().rows, statement, parameters)
 
     async def lookup(self, lookup: Lookup) -> list[Any]:
+        return await self._remembered(super().lookup, lookup)
+
+    async def _remembered(
+        self, read: Callable[..., Awaitable[list[Any]]], *arguments: Any
+    ) -> list[Any]:
+        """The rows `read(*arguments)` gives, kept; once replaying, the next kept."""
         if self._replaying is None:
-            rows = await super().lookup(lookup)
+            rows = await read(*arguments)
             self.answers.append(rows)
             return rows
         return next(self._replaying)

@@ -190,9 +190,9 @@ def _explain(cause: BaseException, url: str) -> str | None:
 def is_outage(error: BaseException) -> bool:
     """Whether a database error means the database cannot serve now (retry later),
     as opposed to a statement that will never succeed."""
-    if isinstance(error, OSError | OperationalError | DisconnectionError | PoolTimeout):
-        return True
-    if isinstance(error, ConnectionLost):
+    if isinstance(
+        error, OSError | OperationalError | DisconnectionError | PoolTimeout | ConnectionLost
+    ):
         return True
     if isinstance(error, asyncpg.PostgresError):  # raised by asyncpg itself (`lookup`)
         return str(error.sqlstate).startswith(OUTAGE_SQLSTATES)
@@ -520,9 +520,9 @@ class Database:
         """Wait until no write transaction of this process is under way, or `max_wait`
         seconds.
 
-        For reads that can wait a little (the response cache's, resolvers' GraphQL
-        answers): an answer computed while a write is under way goes stale as it
-        commits, and the write's callers wait for the CPU the read would take.
+        For reads that can wait a little (the response cache's anonymous queries): an
+        answer computed while a write is under way goes stale as it commits, and the
+        write's callers wait for the CPU the read would take.
         """
         if not self.writes_in_progress or max_wait <= 0:
             return

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -299,6 +300,17 @@ async def writes_held(catalog: CatalogClient) -> AsyncIterator[None]:
             await transaction.rollback()
 
 
+async def write_under_way(
+    catalog: CatalogClient, event: dict[str, Any]
+) -> "asyncio.Task[httpx.Response]":
+    """The callback posted, once its write transaction is under way (held, inside
+    `writes_held`); the task that gets its answer."""
+    answer = asyncio.create_task(catalog.post_callback(sign(event)))
+    while not catalog.database.writes_in_progress:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    return answer
+
+
 async def test_while_many_read_what_commits_make_stale_a_busy_spell_commits_once_an_interval(
     another_database_url: str,
 ) -> None:
@@ -323,9 +335,7 @@ async def test_while_many_read_what_commits_make_stale_a_busy_spell_commits_once
             """Seconds from the answer to a callback to the answers to two more that
             arrived while it was being written."""
             async with writes_held(catalog):
-                first = asyncio.create_task(catalog.post_callback(sign(next(shots))))
-                while not catalog.database.writes_in_progress:  # noqa: ASYNC110
-                    await asyncio.sleep(0.01)
+                first = await write_under_way(catalog, next(shots))
                 more = [
                     asyncio.create_task(catalog.post_callback(sign(next(shots)))) for _ in range(2)
                 ]
@@ -363,11 +373,7 @@ async def test_a_query_that_arrives_while_a_write_is_under_way_waits_for_it_to_e
         await catalog.send(screenshot("2121_waits", BASE + 10))
         loop = asyncio.get_running_loop()
         async with writes_held(catalog):
-            written = asyncio.create_task(
-                catalog.post_callback(sign(screenshot("2121_waits", BASE + 20)))
-            )
-            while not catalog.database.writes_in_progress:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+            written = await write_under_way(catalog, screenshot("2121_waits", BASE + 20))
             read = asyncio.create_task(catalog.all_rooms(fields="coverUrl"))
             await asyncio.sleep(0.4)
             assert not read.done()
@@ -376,11 +382,7 @@ async def test_a_query_that_arrives_while_a_write_is_under_way_waits_for_it_to_e
         assert room["coverUrl"].endswith(f"2121_waits-{BASE + 20}.jpg"), room
 
         async with writes_held(catalog):
-            written = asyncio.create_task(
-                catalog.post_callback(sign(screenshot("2121_waits", BASE + 30)))
-            )
-            while not catalog.database.writes_in_progress:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+            written = await write_under_way(catalog, screenshot("2121_waits", BASE + 30))
             started = loop.time()
             (room,) = await catalog.all_rooms(fields="coverUrl")
             waited = loop.time() - started
