@@ -17,7 +17,13 @@ from storage.broadcasts import replay_totals_query
 from storage.cache_tags import anchor_tag
 from storage.column_values import column_holds
 from storage.database import Database, Lookup, table_of
-from storage.lookups import broadcasts_by_id_query, rows_by_key_query, streams_of_anchors_query
+from storage.lookups import (
+    broadcasts_by_id_query,
+    rows_by_key_query,
+    streams_and_anchors,
+    streams_of_anchors_query,
+    streams_with_anchors_query,
+)
 from storage.recordings import recordings_by_key_query, recordings_of_broadcasts_query
 
 
@@ -75,6 +81,22 @@ class Loaders:
             return answers
 
         return DataLoader(load)
+
+    async def streams_with_anchors(self, stream_pks: Sequence[int]) -> None:
+        """Streams and their anchors into the `stream` and `anchor` loaders, read in one
+        statement (what a page of rooms shows of both, ahead of its items)."""
+        wanted = list(dict.fromkeys(stream_pks))
+        if not wanted:
+            return
+        streams, anchors = streams_and_anchors(
+            await self.database.lookup(streams_with_anchors_query(wanted))
+        )
+        found = {row.id: row for row in streams}
+        answers = [found.get(pk) for pk in wanted]
+        show_rows("stream", answers)
+        show_rows("anchor", anchors)
+        self.stream.prime_many(dict(zip(wanted, answers, strict=True)))
+        self.anchor.prime_many({row.id: row for row in anchors})
 
     async def _replay_totals(self, anchor_ids: Sequence[int]) -> list[tuple[int, int]]:
         """(number of replays, their total seconds) per anchor."""

@@ -80,21 +80,23 @@ def selected_names(info: Info[Any, Any]) -> set[str]:
 
 async def load_ahead(info: Info[CatalogContext, None], broadcasts: Iterable[Any]) -> None:
     """What a page of broadcasts (or rooms) shows of their streams, anchors and
-    recordings, loaded for all of them at once (one statement each, as the loaders
-    would), so that each item resolves those fields synchronously (`loaded`). Only what
-    the query selects below the page's field."""
+    recordings, loaded for all of them at once (streams and anchors in one statement,
+    recordings in another, read side by side), so that each item resolves those fields
+    synchronously (`loaded`). Only what the query selects below the page's field."""
     loaders = info.context.loaders
     rows = list(broadcasts)
     selected = selected_names(info)
     streams = not selected.isdisjoint(("stream", "anchor", "playbackUrl"))
-    stream_rows, _ = await asyncio.gather(
-        loaders.stream.load_many([b.stream_pk for b in rows] if streams else []),
+    stream_pks = [b.stream_pk for b in rows] if streams else []
+    await asyncio.gather(
+        # With their anchors, if the page shows them: one statement for both.
+        loaders.streams_with_anchors(stream_pks)
+        if "anchor" in selected
+        else loaders.stream.load_many(stream_pks),
         loaders.recordings_of_broadcast.load_many(
             [b.id for b in rows] if "recordings" in selected else []
         ),
     )
-    if "anchor" in selected:
-        await loaders.anchor.load_many(sorted({s.anchor_id for s in stream_rows}))
 
 
 def is_instance(cls: type[T], value: object, _info: object) -> bool:

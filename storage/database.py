@@ -52,6 +52,7 @@ from sqlalchemy.sql import Executable, text
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BinaryExpression, ColumnElement
 from sqlalchemy.sql.operators import in_op
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel import SQLModel
 
 from storage.catalog_version import (
@@ -600,20 +601,43 @@ class Database:
         sql, names, held = driven
         values = {**held, **lookup.parameters}
         arguments = [values[name] for name in names]
+        for listener in self.driver_statement_listeners:
+            listener(sql)
+        with self._outages_as_unavailable():
+            try:
+                return await self._driver_fetch(sql, arguments)
+            except ConnectionLost:
+                # SQLAlchemy did not see the connection die (it was lost under asyncpg
+                # itself), so the pool's other connections are dropped here (a new
+                # pool, the same engine) and the read is tried once more.
+                await self._reads.dispose(close=False)
+            return await self._driver_fetch(sql, arguments)
 
-        async def run(connection: AsyncConnection) -> list[Any]:
-            driver = (await connection.get_raw_connection()).driver_connection
+    async def _driver_fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
+        """`sql` through asyncpg on a connection of the reads' pool, lent and taken back
+        without a SQLAlchemy Connection around it (which cost a page's four reads
+        about a third of their CPU time: its events, its transaction bookkeeping)."""
+        pooled = await self._reads.raw_connection()
+        try:
+            driver = pooled.driver_connection
             assert driver is not None
-            for listener in self.driver_statement_listeners:
-                listener(sql)
             try:
                 found = await driver.fetch(sql, *arguments)
-            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as lost:
-                await connection.invalidate()
+            except (
+                asyncpg.PostgresConnectionError,
+                asyncpg.InterfaceError,
+                # The server ended the session while the connection sat in the pool, and
+                # asyncpg is still reading why: "another operation is in progress".
+                asyncpg.InternalClientError,
+                OSError,
+            ) as lost:
+                await greenlet_spawn(pooled.invalidate)
                 raise ConnectionLost from lost
-            return records(found[0].keys() if found else (), found)
-
-        return await self._read(run)
+        finally:
+            # Back to the pool: in the pool's own terms, which may close the connection
+            # (an overflow one) and so await the driver.
+            await greenlet_spawn(pooled.close)
+        return records(found[0].keys() if found else (), found)
 
     async def scalars(self, statement: Executable) -> list[Any]:
         """Run one read query on a pooled connection of its own.

@@ -547,3 +547,30 @@ async def test_while_the_database_is_away_callbacks_get_503_and_once_back_200_wi
         outage.reference_url, [*events, late], [*streams, late["stream_id"]]
     )
     assert_same_catalog(recovered, expected)
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_pages_are_answered_after_postgresql_ended_every_session_of_the_service(
+    catalog: CatalogClient, database_url: str
+) -> None:
+    await catalog.send(recording("2121_dropped", "dropped-file", BASE, BASE + 600))
+    # No response cache: the page's first statement is one of its own reads.
+    uncached = make_settings(database_url, response_cache_entries=0)
+    async with CatalogClient.started(uncached) as reading:
+        before = await reading.all_rooms()
+        admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            # A restart, a failover or an administrator ends every session the pool
+            # holds; the page asked for at once, while asyncpg may still be reading
+            # why (several times: that moment is a race).
+            for _ in range(10):
+                ended = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                assert ended > 0
+                assert await reading.all_rooms() == before
+        finally:
+            await admin.close()
