@@ -615,8 +615,8 @@ class Database:
 
     async def _driver_fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
         """`sql` through asyncpg on a connection of the reads' pool, lent and taken back
-        without a SQLAlchemy Connection around it (which cost a page's four reads
-        about a third of their CPU time: its events, its transaction bookkeeping)."""
+        without a SQLAlchemy Connection around it (its events and transaction
+        bookkeeping cost a page's reads some 0.2 ms of CPU, an eighth of their time)."""
         pooled = await self._reads.raw_connection()
         try:
             driver = pooled.driver_connection
