@@ -633,10 +633,12 @@ class Database:
             ) as lost:
                 await greenlet_spawn(pooled.invalidate)
                 raise ConnectionLost from lost
-        finally:
-            # Back to the pool: in the pool's own terms, which may close the connection
-            # (an overflow one) and so await the driver.
-            await greenlet_spawn(pooled.close)
+        except BaseException:
+            # Back to the pool even if this read is being cancelled (a client that left):
+            # in the pool's own terms, which may close the connection and so await.
+            await asyncio.shield(greenlet_spawn(pooled.close))
+            raise
+        await greenlet_spawn(pooled.close)
         return records(found[0].keys() if found else (), found)
 
     async def scalars(self, statement: Executable) -> list[Any]:

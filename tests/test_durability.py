@@ -576,3 +576,28 @@ async def test_pages_are_answered_after_postgresql_ended_every_session_of_the_se
                 assert await reading.all_rooms() == before
         finally:
             await admin.close()
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_pages_whose_clients_leave_midway_give_their_connections_back(
+    catalog: CatalogClient, database_url: str
+) -> None:
+    for index in range(10):
+        start = BASE + index * 1000
+        await catalog.send(recording(f"2121_left{index}", f"left{index}", start, start + 600))
+    uncached = make_settings(database_url, response_cache_entries=0)
+    async with CatalogClient.started(uncached) as reading:
+        expected = await reading.all_rooms()
+        pages = []
+        for index in range(40):  # clients leaving at every moment of a page's reads
+            page = asyncio.create_task(reading.all_rooms())
+            await asyncio.sleep(index * 0.0005)
+            page.cancel()
+            pages.append(page)
+        await asyncio.gather(*pages, return_exceptions=True)
+
+        pools = [engine.pool for engine in reading.database.sync_engines]
+        assert [pool.checkedout() for pool in pools] == [0] * len(pools)  # type: ignore[attr-defined]
+        assert await reading.all_rooms() == expected
