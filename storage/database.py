@@ -563,7 +563,16 @@ class Database:
             yield
 
     async def _read(self, run: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """`run` on a pooled PostgreSQL connection of its own, in autocommit.
+        """`run` on a pooled PostgreSQL connection of its own, in autocommit."""
+
+        async def on_a_connection() -> T:
+            async with self._reads.connect() as connection:
+                return await run(connection)
+
+        return await self._once_more_if_lost(on_a_connection)
+
+    async def _once_more_if_lost(self, read: Callable[[], Awaitable[T]]) -> T:
+        """`read()`, tried once more if its pooled connection had died.
 
         The pool lends connections without a ping first (a round trip per read). One
         that died meanwhile (the server restarted) fails its read, the pool then
@@ -572,8 +581,7 @@ class Database:
         """
         with self._outages_as_unavailable():
             try:
-                async with self._reads.connect() as connection:
-                    return await run(connection)
+                return await read()
             except DBAPIError as failure:
                 if not failure.connection_invalidated:
                     raise
@@ -581,8 +589,7 @@ class Database:
                 # Lost under asyncpg itself (`lookup`): SQLAlchemy did not see it, so
                 # the pool's connections are dropped here (a new pool, the same engine).
                 await self._reads.dispose(close=False)
-            async with self._reads.connect() as connection:
-                return await run(connection)
+            return await read()
 
     async def lookup(self, lookup: "Lookup") -> list[Any]:
         """Run a prebuilt read (`Lookup`): rows as `rows` gives them.
@@ -603,15 +610,7 @@ class Database:
         arguments = [values[name] for name in names]
         for listener in self.driver_statement_listeners:
             listener(sql)
-        with self._outages_as_unavailable():
-            try:
-                return await self._driver_fetch(sql, arguments)
-            except ConnectionLost:
-                # SQLAlchemy did not see the connection die (it was lost under asyncpg
-                # itself), so the pool's other connections are dropped here (a new
-                # pool, the same engine) and the read is tried once more.
-                await self._reads.dispose(close=False)
-            return await self._driver_fetch(sql, arguments)
+        return await self._once_more_if_lost(lambda: self._driver_fetch(sql, arguments))
 
     async def _driver_fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
         """`sql` through asyncpg on a connection of the reads' pool, lent and taken back
