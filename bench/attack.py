@@ -46,7 +46,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Event
@@ -83,6 +83,11 @@ SIGNED_ATTACKER = "127.0.0.3"
 EARLIEST_TIME, LATEST_TIME = 946_684_800, 4_102_444_800
 # The catalog's first stream is still live, so its broadcast leads the room list.
 LIVE_STREAM = "2121_anchor00000"
+# The measurement's recording files start a year before the catalog and follow each other
+# 10 minutes apart (hours apart on each stream): some 200 days for 30,000 of them, never
+# past the present. (Up to this commit they started 10 days after the catalog, an hour
+# apart: past the present, and so quarantined, after the first 470 or so of a phase.)
+INGEST_EPOCH = BASE - 365 * 86400
 INT32_MAX = 2**31 - 1
 # One connection per request: caps on connections (MAX_CONNECTIONS) apply to each.
 # ---------------------------------------------------------------------------------------
@@ -829,16 +834,22 @@ def rss_mb(pid: int) -> float:
 
 
 async def measure(
-    base_url: str, pid: int, args: argparse.Namespace, attacker_pid: int | None = None
+    base_url: str,
+    pid: int,
+    args: argparse.Namespace,
+    files: Iterator[int],
+    attacker_pid: int | None = None,
 ) -> Measurement:
-    """Probe /healthz and send callbacks for `--seconds`; every request is bounded in time."""
+    """Probe /healthz and send callbacks for `--seconds`; every request is bounded in time.
+    `files` numbers the recording files sent, through all of a server's measurements (a
+    file whose times another already had would join that one's broadcast, at a cost that
+    grows with it)."""
     healthz, callbacks = Tally(), Tally()
     cpu_before = (cpu_seconds(pid), time.process_time(), cpu_seconds(attacker_pid))
     peak = [rss_mb(pid)]
     ingested = 0
     began = time.monotonic()
     deadline = began + args.seconds
-    files = itertools.count()
 
     async def probe() -> None:
         tick = began
@@ -865,7 +876,7 @@ async def measure(
             # Each file a broadcast of its own (hours apart on its stream), on streams
             # of their own: what a callback costs stays the same through a run (a file
             # that joins a broadcast costs more the more files that one holds already).
-            start_time = BASE + 10 * 86400 + number * 3600
+            start_time = INGEST_EPOCH + number * 600
             event = recording(f"2121_ingest{number % args.streams:05d}",
                               f"ingest{number}-{uuid.uuid4().hex[:6]}",
                               start_time, start_time + 59, "mp4")  # fmt: skip
@@ -928,9 +939,20 @@ def server_state(process: Any, base_url: str, log: Path) -> str:
         return f"died (exit {process.returncode}); {logged}"
     try:
         status = httpx.get(f"{base_url}/healthz", timeout=2).status_code
+        metrics = httpx.get(f"{base_url}/metrics", timeout=2).text
     except httpx.HTTPError as failure:
         return f"not answering /healthz ({failure_name(failure)}); {logged}"
-    return f"answers /healthz {status}; {logged}"
+    return f"answers /healthz {status}; {logged}; {callback_outcomes(metrics)}"
+
+
+def callback_outcomes(metrics: str) -> str:
+    """What the server did with the callbacks it was sent (catalog, measurement, attacker),
+    by its own count (/metrics): the measurement's are all meant to be applied."""
+    outcomes: Counter[str] = Counter()
+    pattern = r'^replay_catalog_callbacks_total\{[^}]*outcome="(\w+)"[^}]*\} (\S+)$'
+    for outcome, value in re.findall(pattern, metrics, re.MULTILINE):
+        outcomes[outcome] += int(float(value))
+    return "callbacks " + (", ".join(f"{name} {n}" for name, n in sorted(outcomes.items())) or "?")
 
 
 def last_line(log: Path) -> str:
@@ -969,8 +991,9 @@ def run_phase(phase: Phase, args: argparse.Namespace, work: Path, extra: dict[st
             rss_before = rss_mb(process.pid)
             got, setup_seconds, attacker, quiet, quiet_after = {}, 0.0, None, None, None
             context = multiprocessing.get_context("fork")
+            files = itertools.count()
             if phase.attack is not None:
-                quiet = asyncio.run(measure(base_url, process.pid, args))
+                quiet = asyncio.run(measure(base_url, process.pid, args, files))
                 stop, set_up = context.Event(), context.Event()
                 results: queue.Queue[dict[str, int]] = context.Queue()  # type: ignore[assignment]
                 target = Target(base_url, args, stop, set_up)
@@ -986,7 +1009,7 @@ def run_phase(phase: Phase, args: argparse.Namespace, work: Path, extra: dict[st
                     got["(attacker not set up in time)"] = 1
                 setup_seconds = time.monotonic() - began
             attacker_pid = None if attacker is None else attacker.pid
-            measured = asyncio.run(measure(base_url, process.pid, args, attacker_pid))
+            measured = asyncio.run(measure(base_url, process.pid, args, files, attacker_pid))
             if attacker is not None:
                 stop.set()
                 try:
@@ -996,7 +1019,7 @@ def run_phase(phase: Phase, args: argparse.Namespace, work: Path, extra: dict[st
                 attacker.join(5)
                 if attacker.is_alive():
                     attacker.kill()
-                quiet_after = asyncio.run(measure(base_url, process.pid, args))
+                quiet_after = asyncio.run(measure(base_url, process.pid, args, files))
             return Row(phase, measured, rss_before, got, server_state(process, base_url, log),
                        setup_seconds, quiet, quiet_after)  # fmt: skip
         finally:

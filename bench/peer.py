@@ -73,7 +73,7 @@ from replay_catalog.cli import collect_garbage_for_serving
 from replay_catalog.settings import Settings
 from resolvers.context import CatalogContext
 from resolvers.ingestion import Ingestor
-from resolvers.refusals import RefusalLimiter
+from resolvers.refusals import PerClientLimit
 from schema import build_schema
 from storage.database import Database, Lookup
 
@@ -253,7 +253,7 @@ class Floor:
     reads: RememberedReads
     settings: Settings
     ingestor: Ingestor
-    refusals: RefusalLimiter
+    refusals: PerClientLimit
     expected: dict[str, Any]  # the page's data, as the database gave it
 
     def context(self) -> CatalogContext:
@@ -277,7 +277,7 @@ async def remember_page(database_url: str) -> Floor:
         reads=reads,
         settings=settings,
         ingestor=Ingestor(reads, None, settings.grouping_rules()),
-        refusals=RefusalLimiter(settings.refused_callbacks_per_minute),
+        refusals=PerClientLimit(settings.refused_callbacks_per_minute),
         expected={},
     )
     try:

@@ -4,6 +4,7 @@ The HTTP edge of `resolvers.ingestion`: content types, body size, the status and
 of each refusal, and the per-client limit on refused callbacks.
 """
 
+import asyncio
 import logging
 import secrets
 from typing import Any
@@ -13,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from replay_catalog.server import client_of_request
 from replay_catalog.services import CatalogServices, services_of
-from resolvers.ingestion import OUTCOME_REFUSED
+from resolvers.ingestion import OUTCOME_REFUSED, QuarantineDeferred
 from storage.database import DatabaseUnavailable
 from tencent import CallbackRejected, MalformedBody, read_json_object
 
@@ -45,7 +46,7 @@ async def tencent_callback(request: Request) -> Response:
     client = client_of_request(request)
     if not services.refusals.allows(client):
         services.metrics.callback(None, OUTCOME_REFUSED)
-        return _answer(429, CODE_TOO_MANY_REFUSALS, "too many refused callbacks; slow down")
+        return await _too_many(services, "too many refused callbacks; slow down")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ACCEPTED_CONTENT_TYPES and not content_type.endswith("+json"):
         log.warning("callback refused: content type %.60r", content_type)
@@ -66,11 +67,13 @@ async def tencent_callback(request: Request) -> Response:
         log.warning("callback refused: %s", refusal)
         return _refuse(services, client, 400, CODE_BAD_REQUEST, str(refusal))
     try:
-        await services.ingestor.ingest_callback(payload)
+        await services.ingestor.ingest_callback(payload, client)
     except MalformedBody as refusal:
         return _refuse(services, client, 400, CODE_BAD_REQUEST, str(refusal), counted=True)
     except CallbackRejected as refusal:
         return _refuse(services, client, 401, CODE_UNAUTHORIZED, str(refusal), counted=True)
+    except QuarantineDeferred as deferred:
+        return await _too_many(services, str(deferred))
     except DatabaseUnavailable as failure:
         return _answer(503, CODE_UNAVAILABLE, str(failure))
     except Exception:
@@ -93,10 +96,18 @@ def _refuse(
     """Answer a refused callback; `counted`: the Ingestor already counted it in metrics."""
     if not counted:
         services.metrics.callback(None, OUTCOME_REFUSED)
-    services.refusals.refused(client)
+    services.refusals.spend(client)
     if not services.refusals.allows(client):
         log.warning("callbacks from %s are refused too often; answering 429 for now", client)
     return _answer(status, code, message)
+
+
+async def _too_many(services: CatalogServices, message: str) -> Response:
+    """429, after CALLBACK_REFUSAL_WAIT_SECONDS: a client that sends its next request once
+    answered (a flood on a few connections) is held to a few requests a second, and
+    answering it costs nothing meanwhile."""
+    await asyncio.sleep(services.settings.callback_refusal_wait_seconds)
+    return _answer(429, CODE_TOO_MANY_REFUSALS, message)
 
 
 def _answer(status: int, code: int, message: str | None = None) -> JSONResponse:

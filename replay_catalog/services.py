@@ -9,7 +9,7 @@ from replay_catalog.replays import ReplayPlaylists
 from replay_catalog.settings import Settings
 from replay_catalog.vod import VodFetcher
 from resolvers.ingestion import CommitPacing, Ingestor
-from resolvers.refusals import RefusalLimiter
+from resolvers.refusals import PerClientLimit
 from resolvers.shared_subscriptions import SharedSubscriptions, SubscriptionCaps
 from schema import QueryLimits
 from schema.documents import ParsedDocuments
@@ -26,7 +26,7 @@ class CatalogServices:
     metrics: CatalogMetrics
     ingestor: Ingestor
     # Refused callbacks per client, by POST /callbacks/tencent and ingestTencentEvent alike.
-    refusals: RefusalLimiter
+    refusals: PerClientLimit
     # Subscribers of one document share one execution (and one change-feed listener).
     subscriptions: SharedSubscriptions
     limits: QueryLimits
@@ -82,8 +82,9 @@ def services_for(settings: Settings, database: Database) -> CatalogServices:
             settings.grouping_rules(),
             metrics,
             CommitPacing(settings.commit_interval_seconds),
+            PerClientLimit(settings.quarantined_callbacks_per_minute),
         ),
-        refusals=RefusalLimiter(settings.refused_callbacks_per_minute),
+        refusals=PerClientLimit(settings.refused_callbacks_per_minute),
         subscriptions=subscriptions,
         limits=QueryLimits(
             max_depth=settings.graphql_max_depth,

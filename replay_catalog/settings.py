@@ -108,6 +108,14 @@ class Settings(BaseSettings):
     # A client whose callbacks are refused (bad sign, bad body) more often than this
     # per minute gets 429 without further work until it slows down.
     refused_callbacks_per_minute: int = Field(default=30, ge=1)
+    # Authentic callbacks one client address may have quarantined (values out of range,
+    # what the database cannot hold) per minute; past it, more that would be are answered
+    # 429 and not stored (Tencent retries them), while its valid callbacks go on.
+    quarantined_callbacks_per_minute: int = Field(default=120, ge=1)
+    # A callback answered 429 by either limit above is answered after this wait, which
+    # holds the flooding connection instead of inviting its next request at once (Tencent
+    # retries a minute later either way).
+    callback_refusal_wait_seconds: float = Field(default=1.0, ge=0, le=10)
     # GraphQL requests one client address (an IPv6 /64) may have computed per second
     # (bursts of twice that; an answer from the response cache counts as a tenth); beyond
     # it a request waits for its turn, or 1 s and then 429. 0: no limit (behind a proxy, where

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from resolvers.errors import NotAuthorized
 from resolvers.ingestion import Ingestor
 from resolvers.loaders import Loaders
-from resolvers.refusals import RefusalLimiter
+from resolvers.refusals import PerClientLimit
 from storage.database import Database
 
 
@@ -49,7 +49,7 @@ class CatalogContext:
     authorization: str | None  # the request's Authorization header
     client: str  # the caller's address, for limits on refused callbacks and on subscriptions
     base_url: str  # where apps reach this service, for links to its own routes
-    refusals: RefusalLimiter
+    refusals: PerClientLimit
     # Set once a subscription in this context hears every change committed from then on.
     listening: asyncio.Event = field(default_factory=asyncio.Event)
     # Admins also see hidden and deleted broadcasts; everyone else never does.

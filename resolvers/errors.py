@@ -15,6 +15,10 @@ class NotAuthorized(CatalogError):
     """An admin operation without a valid admin token."""
 
 
+class TooManyRequests(CatalogError):
+    """A client past one of its limits: it should slow down and retry later."""
+
+
 class SubscriptionRefused(CatalogError):
     """A subscription this server cannot start or keep (too many, or a subscriber too slow)."""
 

@@ -39,6 +39,7 @@ from domain.events import (
 )
 from domain.grouping import GroupingRules
 from domain.times import utc_now
+from resolvers.refusals import PerClientLimit
 from resolvers.regrouping import Regroups
 from storage import InboxEntry, PushEvent, RecordingFile, Screenshot
 from storage.database import (
@@ -68,6 +69,9 @@ MAX_BATCH = 32
 # Outcomes of a callback besides the inbox's own (applied, ignored, quarantined).
 OUTCOME_DUPLICATE = "duplicate"
 OUTCOME_REFUSED = "refused"
+# Authentic, to be quarantined, from a client past QUARANTINED_CALLBACKS_PER_MINUTE: not
+# stored, answered 429 (Tencent retries it).
+OUTCOME_DEFERRED = "deferred"
 OUTCOME_UNAVAILABLE = "unavailable"
 
 # What the database cannot keep, none of which a real callback holds: NUL characters
@@ -83,6 +87,11 @@ NON_FINITE_PAYLOAD_REASON = (
 )
 ALTERED_PAYLOAD_REASONS = (NUL_PAYLOAD_REASON, SURROGATE_PAYLOAD_REASON, NON_FINITE_PAYLOAD_REASON)
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class QuarantineDeferred(Exception):
+    """An authentic callback that would be quarantined, from a client that has had more
+    quarantined than its limit a minute: not stored; the sender should retry later."""
 
 
 class IngestionObserver(Protocol):
@@ -114,8 +123,12 @@ class Ingestor:
         rules: GroupingRules,
         observer: IngestionObserver | None = None,
         pacing: "CommitPacing | None" = None,
+        quarantines: PerClientLimit | None = None,
     ) -> None:
         self.database = database
+        # Quarantined callbacks per client address (None: no limit): each is a write that
+        # feeds no answer, and a captured t/sign pair can sign any number of them.
+        self.quarantines = quarantines
         self.callback_key = callback_key
         self.rules = rules
         self.observer = observer
@@ -126,10 +139,13 @@ class Ingestor:
         self._queued: list[_Queued] = []
         self._committer: asyncio.Task[None] | None = None
 
-    async def ingest_callback(self, payload: Mapping[str, Any]) -> IngestResult:
+    async def ingest_callback(
+        self, payload: Mapping[str, Any], client: str | None = None
+    ) -> IngestResult:
         """Check the shape and the sign, then store and apply.
 
-        Raises MalformedBody, CallbackRejected or DatabaseUnavailable.
+        Raises MalformedBody, CallbackRejected, QuarantineDeferred (the event would be
+        quarantined, and `client` has had too many quarantined) or DatabaseUnavailable.
         """
         try:
             tencent.check_nesting(payload)
@@ -146,13 +162,17 @@ class Ingestor:
             if self.observer is not None:
                 self.observer.callback(event_type, OUTCOME_REFUSED)
             raise
-        return await self.ingest_authentic(payload)
+        return await self.ingest_authentic(payload, client)
 
-    async def ingest_authentic(self, payload: Mapping[str, Any]) -> IngestResult:
+    async def ingest_authentic(
+        self, payload: Mapping[str, Any], client: str | None = None
+    ) -> IngestResult:
         """Store and apply a payload whose authenticity is established.
 
         Anything it holds is kept: what the catalog cannot read or the database cannot
-        hold is stored in a form the database accepts and quarantined with the reason.
+        hold is stored in a form the database accepts and quarantined with the reason,
+        unless it came from a `client` past its limit of quarantined callbacks
+        (QuarantineDeferred: not stored).
         """
         started = time.perf_counter()
         key = tencent.event_key(payload)  # of what was sent
@@ -160,6 +180,8 @@ class Ingestor:
         event_type = tencent.event_type_of(payload)
         stream_id = tencent.stream_id_of(payload)
         event, fault = (None, altered) if altered else read_event(payload, time.time())
+        if fault is not None and client is not None:
+            self._charge_quarantine(client, event_type)
         try:
             result = await self._store(key, payload, event_type, stream_id, event, fault)
         except DatabaseUnavailable as failure:
@@ -190,6 +212,24 @@ class Ingestor:
             },
         )
         return result
+
+    def _charge_quarantine(self, client: str, event_type: int | None) -> None:
+        """Count a callback `client` sent that is to be quarantined; QuarantineDeferred
+        once the client is past its limit (logged once as it reaches it)."""
+        limit = self.quarantines
+        if limit is None:
+            return
+        if not limit.take(client):
+            if self.observer is not None:
+                self.observer.callback(event_type, OUTCOME_DEFERRED)
+            raise QuarantineDeferred(
+                "too many quarantined callbacks from this address; retry later"
+            )
+        if not limit.allows(client):
+            log.warning(
+                "callbacks from %s are quarantined too often; answering 429 to more for now",
+                client,
+            )
 
     async def _store(
         self,

@@ -1,4 +1,5 @@
-"""Per-client limits on refused callbacks, so a flood of forgeries costs almost nothing."""
+"""Per-client limits on refused and quarantined callbacks, so that a flood of forgeries,
+or of signed garbage, costs almost nothing."""
 
 import time
 from collections import OrderedDict
@@ -30,22 +31,31 @@ class TokenBuckets:
         return left
 
 
-class RefusalLimiter:
-    """A token bucket per client address, spent by refused callbacks only.
+class PerClientLimit:
+    """A token bucket per client address, spent by what it limits.
 
-    Each client may be refused `per_minute` times a minute (bursts up to that many);
-    past that its callbacks are answered 429 before any work, and not logged one by
-    one. Authentic callbacks never spend tokens. Kept in memory: each replica limits
-    the clients it sees.
+    Each client may spend `per_minute` tokens a minute (bursts up to that many). Used
+    for refused callbacks (past the limit, a client's callbacks are answered 429 before
+    any work, and not logged one by one; authentic callbacks never spend) and for
+    quarantined ones (past the limit, a client's authentic callbacks that would be
+    quarantined are answered 429 and not stored; Tencent retries them). Kept in memory:
+    each replica limits the clients it sees.
     """
 
     def __init__(self, per_minute: int) -> None:
         self._buckets = TokenBuckets(float(per_minute), per_minute / 60.0)
 
     def allows(self, client: str) -> bool:
-        """Whether this client may still be heard (it has not been refused too often)."""
+        """Whether this client may still spend (it has not reached its limit)."""
         return self._buckets.tokens(client, time.monotonic()) >= 1.0
 
-    def refused(self, client: str) -> None:
-        """Spend a token for a refused callback."""
+    def spend(self, client: str) -> None:
+        """Spend a token."""
         self._buckets.spend(client, time.monotonic())
+
+    def take(self, client: str) -> bool:
+        """Spend a token if the client may; whether it could."""
+        if not self.allows(client):
+            return False
+        self.spend(client)
+        return True

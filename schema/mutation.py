@@ -7,7 +7,8 @@ from strawberry.scalars import JSON
 
 from resolvers.anchors import upsert_anchor, validate_profile
 from resolvers.curation import Curation, curate_broadcast
-from resolvers.errors import InvalidInput, NotAuthorized
+from resolvers.errors import InvalidInput, NotAuthorized, TooManyRequests
+from resolvers.ingestion import QuarantineDeferred
 from resolvers.push_urls import create_push_url
 from schema.anchor import Anchor
 from schema.anchor_input import AnchorInput
@@ -49,18 +50,20 @@ class Mutation:
     async def ingest_tencent_event(self, info: CatalogInfo, payload: JSON) -> IngestResult:
         context = info.context
         if not context.refusals.allows(context.client):
-            raise NotAuthorized("too many refused callbacks; slow down")
+            raise TooManyRequests("too many refused callbacks; slow down")
         if not isinstance(payload, dict):
-            context.refusals.refused(context.client)
+            context.refusals.spend(context.client)
             raise InvalidInput("payload must be a JSON object")
         try:
-            result = await context.ingestor.ingest_callback(payload)
+            result = await context.ingestor.ingest_callback(payload, context.client)
         except MalformedBody as refusal:
-            context.refusals.refused(context.client)
+            context.refusals.spend(context.client)
             raise InvalidInput(f"payload refused: {refusal}") from refusal
         except CallbackRejected as refusal:
-            context.refusals.refused(context.client)
+            context.refusals.spend(context.client)
             raise NotAuthorized(f"callback refused: {refusal}") from refusal
+        except QuarantineDeferred as deferred:
+            raise TooManyRequests(str(deferred)) from deferred
         return IngestResult(
             accepted=result.accepted,
             duplicate=result.duplicate,

@@ -154,9 +154,32 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         # Every in-process test is one client (127.0.0.1) asking as fast as it can;
         # tests/test_admission.py sets its own.
         "graphql_computations_per_client_per_second": 0,
+        # Tests of the callback limits count 429s; tests/test_callbacks.py times the wait.
+        "callback_refusal_wait_seconds": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def clients_of(settings: Settings, *addresses: str) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """One app; an HTTP client of it from each address."""
+    database = Database(settings.database_url)
+    app = create_app(settings, database)
+    clients = [
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(address, 40000)),
+            base_url="http://catalog.test",
+            timeout=10,
+        )
+        for address in addresses
+    ]
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            await client.aclose()
+        await database.dispose()
 
 
 class CatalogClient:

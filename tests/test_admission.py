@@ -3,39 +3,12 @@ for its turn or is refused, without holding back other clients or cached answers
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 
-from replay_catalog.app import create_app
-from replay_catalog.settings import Settings
-from storage.database import Database
-from tests.catalog_client import ADMIN_TOKEN, make_settings
+from tests.catalog_client import ADMIN_TOKEN, clients_of, make_settings
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def clients_of(settings: Settings, *addresses: str) -> AsyncIterator[list[httpx.AsyncClient]]:
-    """One app; an HTTP client of it from each address."""
-    database = Database(settings.database_url)
-    app = create_app(settings, database)
-    clients = [
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=(address, 40000)),
-            base_url="http://catalog.test",
-            timeout=10,
-        )
-        for address in addresses
-    ]
-    try:
-        yield clients
-    finally:
-        for client in clients:
-            await client.aclose()
-        await database.dispose()
 
 
 def distinct_queries(count: int, prefix: str) -> list[dict[str, str]]:

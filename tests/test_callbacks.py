@@ -18,12 +18,14 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from storage import Anchor, InboxEntry, RecordingFile
+from storage.database import Database
 from tests.catalog_client import (
     ADMIN_TOKEN,
     BASE,
     CALLBACK_KEY,
     UNREACHABLE_DATABASES,
     CatalogClient,
+    clients_of,
     cut,
     make_settings,
     push,
@@ -753,6 +755,82 @@ async def test_unsigned_bodies_of_the_wrong_shape_count_toward_the_refusal_limit
             body = {**push("2121_a", BASE), "sign": "0" * 32, **shape}
             statuses.append((await catalog.post_callback(body)).status_code)
         assert statuses == [401] * len(WRONG_SHAPES) + [429] * 2
+
+
+async def test_a_client_past_its_quarantine_limit_gets_429_and_its_valid_callbacks_go_on(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A captured t/sign pair signs any body: signed garbage is kept, but only so much of
+    # it per address, or it would take the writer's time from real callbacks.
+    caplog.set_level(logging.INFO)
+    settings = make_settings(database_url, quarantined_callbacks_per_minute=2)
+    garbage = [
+        sign({**recording("2121_a", f"f{n}", BASE, BASE + 60), "duration": 2**31 - 1})
+        for n in range(5)
+    ]
+    async with clients_of(settings, "10.0.0.1", "10.0.0.2") as (flood, other):
+        answers = [await flood.post("/callbacks/tencent", json=event) for event in garbage[:4]]
+        assert [a.status_code for a in answers] == [200, 200, 429, 429]
+        assert answers[2].json() == {
+            "code": 429,
+            "message": "too many quarantined callbacks from this address; retry later",
+        }
+        valid = sign(recording("2121_a", "good", BASE, BASE + 60))
+        assert (await flood.post("/callbacks/tencent", json=valid)).status_code == 200
+        assert (await other.post("/callbacks/tencent", json=garbage[4])).status_code == 200
+        mutation = {"query": INGEST, "variables": {"payload": garbage[3]}}
+        answer = (await flood.post("/graphql", json=mutation)).json()
+        assert answer["errors"][0]["message"] == answers[2].json()["message"]
+    database = Database(settings.database_url)
+    try:
+        rows = await database.rows(
+            select(InboxEntry.outcome, InboxEntry.payload).order_by(col(InboxEntry.id))
+        )
+    finally:
+        await database.dispose()
+    assert [(outcome, payload["file_id"]) for outcome, payload in rows] == [
+        ("quarantined", "f0"),
+        ("quarantined", "f1"),
+        ("applied", "good"),
+        ("quarantined", "f4"),
+    ]
+    warnings = [r.getMessage() for r in caplog.records if "quarantined too often" in r.getMessage()]
+    assert warnings == [
+        "callbacks from 10.0.0.1 are quarantined too often; answering 429 to more for now"
+    ]
+
+
+async def test_a_429_to_a_callback_waits_so_a_flood_is_held_back_and_others_go_on(
+    database_url: str,
+) -> None:
+    settings = make_settings(
+        database_url,
+        refused_callbacks_per_minute=1,
+        quarantined_callbacks_per_minute=1,
+        callback_refusal_wait_seconds=0.5,
+    )
+    forged = {**push("2121_a", BASE), "t": int(time.time()) + 600, "sign": "0" * 32}
+    garbage = [
+        sign({**recording("2121_b", f"f{n}", BASE, BASE + 60), "event_type": 2**70})
+        for n in range(2)
+    ]
+    async with clients_of(settings, "10.0.0.1", "10.0.0.2", "10.0.0.3") as clients:
+        forger, signer, tencent = clients
+
+        async def timed(client: httpx.AsyncClient, body: dict[str, Any]) -> tuple[int, float]:
+            began = time.monotonic()
+            response = await client.post("/callbacks/tencent", json=body)
+            return response.status_code, time.monotonic() - began
+
+        assert (await timed(forger, forged))[0] == 401
+        assert (await timed(signer, garbage[0]))[0] == 200
+        held = asyncio.gather(timed(forger, forged), timed(signer, garbage[1]))
+        await asyncio.sleep(0.05)
+        status, seconds = await timed(tencent, sign(push("2121_c", BASE)))
+        assert status == 200 and seconds < 0.4
+        answers = await held
+    assert [status for status, _ in answers] == [429, 429]
+    assert all(seconds >= 0.5 for _, seconds in answers), answers
 
 
 NESTED_BODIES = {
