@@ -205,7 +205,7 @@ async def post_callbacks(
             index = next(numbers)
             if rate is not None:
                 await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
-            start_time = BASE + 10 * 86400 + index * 60
+            start_time = BASE + 2 * 86400 + index * 30  # as run.py's write_events
             stream = f"2121_load{index % 500:04d}"
             event = signed(recording(stream, f"load{index}", start_time, start_time + 59, "mp4"))
             sent = time.perf_counter()

@@ -242,7 +242,10 @@ def write_events(path: Path, count: int = 50_000, tag: str = "") -> None:
     with path.open("w") as out:
         for index in range(count):
             stream = f"2121_bench{tag}{index % 500:04d}"
-            start_time = BASE + 10 * 86400 + index * 60
+            # Half a minute apart (hours apart on each stream), from two days after the
+            # catalog: 50,000 files end 19 days after it, before the present (the service
+            # quarantines times more than a day ahead of it).
+            start_time = BASE + 2 * 86400 + index * 30
             file_id = f"ingest{tag}{index}"
             event = recording(stream, file_id, start_time, start_time + 59, "mp4")
             out.write(json.dumps(signed(event)) + "\n")
