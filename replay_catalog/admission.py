@@ -3,7 +3,9 @@
 A flood of requests from one address, each cheap or each refused, still takes the
 event loop's turns from everyone else: callbacks, health checks, other apps. Each
 client address (an IPv6 /64) may start `per_second` computations a second, in bursts
-of twice that; an answer the response cache holds costs a tenth of one (CACHED_COST).
+of twice that; an answer the response cache holds costs a tenth of one (CACHED_COST),
+and one computed costs one per KB of the request's body (computation_cost; at most a
+full bucket, so that a quiet client's large document always goes).
 A request beyond waits for its turn, and one whose turn is further than `max_wait`
 seconds away waits that long and is answered 429. Waiting costs the server nothing,
 and it holds the flooding connection, so a client never gets more than its rate plus
@@ -23,6 +25,15 @@ from resolvers.refusals import TokenBuckets
 
 # What an answer from the response cache costs, in computations: some ten times less.
 CACHED_COST = 0.1
+# A request not answered from the cache costs a computation per this many bytes of its
+# body (one at least): graphql-core's parser takes some 8 µs a token, so a new 2 KB
+# document (an attacker's, refused by the limits) costs as much as a small query computed.
+BYTES_PER_COMPUTATION = 1024
+
+
+def computation_cost(body: bytes) -> float:
+    """What computing the answer to a request with this body costs, in computations."""
+    return max(1.0, len(body) / BYTES_PER_COMPUTATION)
 
 
 class Admission:
@@ -37,6 +48,7 @@ class Admission:
     async def admit(self, client: str, cost: float = 1.0) -> bool:
         """Wait for the client's turn; False (after `max_wait`) if it is too far away."""
         now = time.monotonic()
+        cost = min(cost, self._buckets.capacity)
         if self._buckets.tokens(client, now) - cost < self._lowest:
             await asyncio.sleep(self.max_wait)
             return False

@@ -32,7 +32,12 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.bounded_json import decode_request_json
-from replay_catalog.admission import CACHED_COST, Admission, admit_or_refuse
+from replay_catalog.admission import (
+    CACHED_COST,
+    Admission,
+    admit_or_refuse,
+    computation_cost,
+)
 from replay_catalog.sized_lru import SizedLRU
 from resolvers.shown import showing
 from storage.cache_tags import EVERYTHING
@@ -271,7 +276,7 @@ class CachedGraphQL:
         replay = _replaying(body, more, receive)
         key = _request_key(scope, headers, body)
         # Before anything costs, the client's turn (an answer the cache holds costs less).
-        cost = CACHED_COST if self.cache.knows(key) else 1.0
+        cost = CACHED_COST if self.cache.knows(key) else computation_cost(body)
         if not await self._admitted(scope, send, cost):
             return
         # Only queries are ever kept, so a known request needn't be parsed again.

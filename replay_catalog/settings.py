@@ -117,9 +117,10 @@ class Settings(BaseSettings):
     # retries a minute later either way).
     callback_refusal_wait_seconds: float = Field(default=1.0, ge=0, le=10)
     # GraphQL requests one client address (an IPv6 /64) may have computed per second
-    # (bursts of twice that; an answer from the response cache counts as a tenth); beyond
-    # it a request waits for its turn, or 1 s and then 429. 0: no limit (behind a proxy, where
-    # every request comes from the proxy's address).
+    # (bursts of twice that; an answer from the response cache counts as a tenth, one
+    # computed as one per KB of its body); beyond it a request waits for its turn, or 1 s
+    # and then 429. 0: no limit (behind a proxy, where every request comes from the
+    # proxy's address).
     graphql_computations_per_client_per_second: float = Field(default=20, ge=0)
 
     # The address apps reach this service at, for links to stitched replays

@@ -81,3 +81,25 @@ async def test_without_a_rate_a_client_is_never_held_back(database_url: str) -> 
             *(client.post("/graphql", json=q) for q in distinct_queries(30, "N"))
         )
         assert {a.status_code for a in answers} == {200}
+
+
+async def test_a_large_new_document_costs_by_its_size_and_a_quiet_clients_still_goes(
+    database_url: str,
+) -> None:
+    # 2 a second, bursts of 4: a new 4 KB document costs 4 (a computation per KB; the
+    # parser's time grows with it), so the same client's next query waits for its turn.
+    settings = make_settings(database_url, graphql_computations_per_client_per_second=2)
+    padding = "#" + "x" * 4095 + "\n"
+    async with clients_of(settings, "10.0.0.1", "10.0.0.2", "10.0.0.3") as clients:
+        large, small, huge = clients
+        answer = await large.post("/graphql", json={"query": padding + "query L { __typename }"})
+        assert answer.status_code == 200
+        began = time.monotonic()
+        assert (await large.post("/graphql", json={"query": "query S { __typename }"})).is_success
+        assert time.monotonic() - began >= 0.4
+        began = time.monotonic()
+        assert (await small.post("/graphql", json={"query": "query S { __typename }"})).is_success
+        assert time.monotonic() - began < 0.3
+        # Past a full bucket it costs a full bucket: a quiet client's large document goes.
+        document = padding * 5 + "query H { __typename }"
+        assert (await huge.post("/graphql", json={"query": document})).status_code == 200
