@@ -39,7 +39,16 @@ from pathlib import Path
 import asyncpg
 import httpx
 import websockets
-from run import BASE, CLI, KEY, free_port, recording, service_env, signed, start
+from run import (
+    CLI,
+    KEY,
+    file_start_time,
+    free_port,
+    recording,
+    service_env,
+    signed,
+    start,
+)
 
 BENCH = Path(__file__).parent
 ROOMS_CHANGED = "subscription { roomsChanged { room { kind stream { streamId } } } }"
@@ -205,7 +214,7 @@ async def post_callbacks(
             index = next(numbers)
             if rate is not None:
                 await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
-            start_time = BASE + 2 * 86400 + index * 30  # as run.py's write_events
+            start_time = file_start_time(index)
             stream = f"2121_load{index % 500:04d}"
             event = signed(recording(stream, f"load{index}", start_time, start_time + 59, "mp4"))
             sent = time.perf_counter()

@@ -235,6 +235,14 @@ def wrk_arguments(description: str) -> argparse.Namespace:
     return args
 
 
+def file_start_time(index: int) -> int:
+    """When the `index`-th new recording file of a load starts: half a minute apart (hours
+    apart on each of 500 streams), from two days after the catalog; 50,000 files end 19
+    days after it, before the present (the service quarantines times more than a day
+    ahead of it)."""
+    return BASE + 2 * 86400 + index * 30
+
+
 def write_events(path: Path, count: int = 50_000, tag: str = "") -> None:
     """Signed callbacks of new recording files on 500 streams, one JSON per line, for wrk;
     a different `tag` gives the same load on other streams (for another measurement on
@@ -242,10 +250,7 @@ def write_events(path: Path, count: int = 50_000, tag: str = "") -> None:
     with path.open("w") as out:
         for index in range(count):
             stream = f"2121_bench{tag}{index % 500:04d}"
-            # Half a minute apart (hours apart on each stream), from two days after the
-            # catalog: 50,000 files end 19 days after it, before the present (the service
-            # quarantines times more than a day ahead of it).
-            start_time = BASE + 2 * 86400 + index * 30
+            start_time = file_start_time(index)
             file_id = f"ingest{tag}{index}"
             event = recording(stream, file_id, start_time, start_time + 59, "mp4")
             out.write(json.dumps(signed(event)) + "\n")

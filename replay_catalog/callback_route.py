@@ -96,8 +96,7 @@ def _refuse(
     """Answer a refused callback; `counted`: the Ingestor already counted it in metrics."""
     if not counted:
         services.metrics.callback(None, OUTCOME_REFUSED)
-    services.refusals.spend(client)
-    if not services.refusals.allows(client):
+    if services.refusals.spend(client):
         log.warning("callbacks from %s are refused too often; answering 429 for now", client)
     return _answer(status, code, message)
 

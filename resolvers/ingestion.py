@@ -219,13 +219,13 @@ class Ingestor:
         limit = self.quarantines
         if limit is None:
             return
-        if not limit.take(client):
+        if not limit.allows(client):
             if self.observer is not None:
                 self.observer.callback(event_type, OUTCOME_DEFERRED)
             raise QuarantineDeferred(
                 "too many quarantined callbacks from this address; retry later"
             )
-        if not limit.allows(client):
+        if limit.spend(client):
             log.warning(
                 "callbacks from %s are quarantined too often; answering 429 to more for now",
                 client,

@@ -49,13 +49,7 @@ class PerClientLimit:
         """Whether this client may still spend (it has not reached its limit)."""
         return self._buckets.tokens(client, time.monotonic()) >= 1.0
 
-    def spend(self, client: str) -> None:
-        """Spend a token."""
-        self._buckets.spend(client, time.monotonic())
-
-    def take(self, client: str) -> bool:
-        """Spend a token if the client may; whether it could."""
-        if not self.allows(client):
-            return False
-        self.spend(client)
-        return True
+    def spend(self, client: str) -> bool:
+        """Spend a token; whether the client has now reached its limit (for a caller that
+        says so once, as it happens)."""
+        return self._buckets.spend(client, time.monotonic()) < 1.0
