@@ -22,10 +22,13 @@ request as the server, and took it from the server on two cores). Before the att
 starts, and again once it has stopped, the same server is measured as long with no
 attacker: each attack row's ratio is taken against the mean of those two quiet rates, which
 cancels the drift of this machine's rates between phases and the server's own over its life
-(its streams grow by hundreds of files a second). Quiet phases (no attacker) also run first
-and last. A row misses when /healthz p99 is 50 ms or more, a probe failed, or ingestion falls
-below 0.8 of its quiet rate. The markdown table is printed at the end; the exit status is 1
-if any row misses.
+(its streams grow by hundreds of files a second). An attack that harms only through
+legitimate traffic (poison, through the room list's readers) has that traffic as the phase's
+load, in force through all three measurements, so that its ratio is the attack's own effect;
+control rows show what legitimate traffic of an attack's shape costs. Quiet phases (no
+attacker) also run first and last. A row misses when /healthz p99 is 50 ms or more, a probe
+failed, or ingestion falls below 0.8 of its quiet rate. The markdown table is printed at the
+end; the exit status is 1 if any attack row (not a control) misses.
 `--server-cwd` runs the server from another checkout (`python -m` puts the working directory
 first on sys.path), e.g. a `git worktree` of an earlier commit.
 """
@@ -79,6 +82,8 @@ ATTACKER = "127.0.0.2"
 # Signed garbage comes from its own address, so that refusals of the unsigned kind
 # (which may earn 429 for their address) do not stop it at the door.
 SIGNED_ATTACKER = "127.0.0.3"
+# The room list's readers, the legitimate load of the poison phase.
+READERS = "127.0.0.4"
 # Tencent's bounds on Unix times, as the callback adapter names them.
 EARLIEST_TIME, LATEST_TIME = 946_684_800, 4_102_444_800
 # The catalog's first stream is still live, so its broadcast leads the room list.
@@ -249,24 +254,31 @@ def fragment_variants(number: int) -> str:
     return f"query A{number} {{ " + "... on Query { " * 150 + "__typename" + " }" * 150 + " }"
 
 
-async def poison_room_list(target: Target, poison: bool = True) -> None:
-    """Signed files whose durations exceed GraphQL's Int, then readers of the room list."""
-    if poison:
-        files = [
-            {**recording(LIVE_STREAM, "poison-duration", BASE, BASE + 3600, "mp4"),
-             "duration": INT32_MAX},
-            recording(LIVE_STREAM, "poison-span", EARLIEST_TIME, LATEST_TIME - 1, "mp4"),
-        ]  # fmt: skip
-        async with target.client(SIGNED_ATTACKER) as http:
-            for event in files:
-                try:
-                    response = await http.post("/callbacks/tencent", json=signed(event))
-                    target.got[f"poison callback {response.status_code}"] += 1
-                except httpx.HTTPError as failure:
-                    target.got[f"poison callback {failure_name(failure)}"] += 1
+async def poison_callbacks(target: Target) -> None:
+    """Signed files whose durations exceed GraphQL's Int: the attack harms through the room
+    list's readers (answers with errors were never cached), who run as the phase's load."""
+    files = [
+        {**recording(LIVE_STREAM, "poison-duration", BASE, BASE + 3600, "mp4"),
+         "duration": INT32_MAX},
+        recording(LIVE_STREAM, "poison-span", EARLIEST_TIME, LATEST_TIME - 1, "mp4"),
+    ]  # fmt: skip
+    async with target.client(SIGNED_ATTACKER) as http:
+        for event in files:
+            try:
+                response = await http.post("/callbacks/tencent", json=signed(event))
+                target.got[f"poison callback {response.status_code}"] += 1
+            except httpx.HTTPError as failure:
+                target.got[f"poison callback {failure_name(failure)}"] += 1
+    target.ready()
+    await target.until_stopped()
+
+
+async def room_list_readers(target: Target) -> None:
+    """`--readers` readers of the room list, each every `--reader-interval`, counting
+    answers with errors (legitimate traffic: an app's launches)."""
 
     async def reader() -> None:
-        async with target.client() as http:
+        async with target.client(READERS) as http:
             while target.running:
                 try:
                     response = await http.post("/graphql", json={"query": ROOM_LIST})
@@ -674,6 +686,13 @@ class Phase:
     title: str
     attack: Attack | None
     settings: dict[str, str] = field(default_factory=dict)
+    # Legitimate traffic the attack needs to do harm (the poison phase: room-list
+    # readers): in force through the phase, the quiet measurements before and after the
+    # attack included, so that the ratio is the attack's own effect.
+    load: Attack | None = None
+    # A control (what legitimate traffic of the same shape costs), not an attack: shown
+    # with its verdict, but the exit status is the attacks'.
+    control: bool = False
 
 
 def phases() -> list[Phase]:
@@ -681,16 +700,17 @@ def phases() -> list[Phase]:
     quiet_sockets = {"WEBSOCKET_PING_INTERVAL_SECONDS": "600"}
     edge = {"MAX_CONNECTIONS": "20"}
     return [
-        Phase("flood", "1. control: the same connections flooding `{ __typename }`", flood),
+        Phase("flood", "1. control: the same connections flooding `{ __typename }`", flood,
+              control=True),
         Phase("fragments-post", "1. doubling fragments, 20 levels, POST", fragment_bomb_20_post),
         Phase("fragments-get", "1. doubling fragments, 20 levels, GET", fragment_bomb_20_get),
         Phase("fragments-40", "1. doubling fragments, 40 levels, GET and POST", fragment_bomb_40),
         Phase("fragment-variants", "1. aliases in / fragments under aliases / 150 inline levels",
               fragment_variant_attack),
-        Phase("readers", "2. control: room-list readers, no poison",
-              functools.partial(poison_room_list, poison=False)),
-        Phase("poison", "2. poison callbacks (duration 2^31-1, 100-year span) + readers",
-              poison_room_list),
+        Phase("readers", "2. control: room-list readers, no poison", room_list_readers,
+              control=True),
+        Phase("poison", "2. poison callbacks (duration 2^31-1, 100-year span), readers "
+              "throughout", poison_callbacks, load=room_list_readers),
         Phase("subscriptions-400", "3. 4 WebSockets x 100 roomsChanged (one address)",
               functools.partial(subscriptions, sockets=4, each=100, addresses=1), quiet_sockets),
         Phase("subscriptions-2000", "3. 20 WebSockets x 100 roomsChanged (20 addresses)",
@@ -966,6 +986,46 @@ def unmeasured(phase: Phase, args: argparse.Namespace, why: str) -> Row:
     return Row(phase, nothing, 0.0, {}, why, 0.0)
 
 
+class Child:
+    """An attack (or a phase's load) run in a process of its own until stopped; started
+    once it says it is in force (or `--setup-timeout` passed, noted in `got`)."""
+
+    def __init__(
+        self,
+        attack: Attack,
+        base_url: str,
+        args: argparse.Namespace,
+        measurements: int,
+        got: dict[str, int],
+        role: str,
+    ) -> None:
+        context = multiprocessing.get_context("fork")
+        self.args = args
+        self.role = role
+        self.stopping, set_up = context.Event(), context.Event()
+        self.results: queue.Queue[dict[str, int]] = context.Queue()  # type: ignore[assignment]
+        target = Target(base_url, args, self.stopping, set_up)
+        limit = args.setup_timeout + measurements * args.seconds + args.probe_timeout + 10
+        self.process = context.Process(
+            target=attacker_process, args=(attack, target, limit, self.results), daemon=True
+        )
+        self.process.start()
+        if not set_up.wait(args.setup_timeout):
+            got[f"({role} not set up in time)"] = 1
+
+    def stop(self, got: dict[str, int], prefix: str = "") -> None:
+        """Stop it, and add what it got to `got` (each name after `prefix`)."""
+        self.stopping.set()
+        try:
+            reported = self.results.get(timeout=self.args.probe_timeout + 10)
+            got.update({f"{prefix}{what}": count for what, count in reported.items()})
+        except queue.Empty:
+            got[f"({self.role} did not report)"] = 1
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
 def run_phase(phase: Phase, args: argparse.Namespace, work: Path, extra: dict[str, str]) -> Row:
     folder = Path(tempfile.mkdtemp(prefix=f"{phase.name}-", dir=work))  # log, SQLite file
     log = folder / "serve.log"
@@ -989,37 +1049,24 @@ def run_phase(phase: Phase, args: argparse.Namespace, work: Path, extra: dict[st
                 return unmeasured(phase, args, f"catalog not loaded: {str(failure)[:100]}")
             time.sleep(0.5)  # let the catalog's changes settle
             rss_before = rss_mb(process.pid)
-            got, setup_seconds, attacker, quiet, quiet_after = {}, 0.0, None, None, None
-            context = multiprocessing.get_context("fork")
+            got: dict[str, int] = {}
+            setup_seconds, attacker, quiet, quiet_after = 0.0, None, None, None
             files = itertools.count()
+            load = None
+            if phase.load is not None:  # through all three measurements
+                load = Child(phase.load, base_url, args, 3, got, "load")
             if phase.attack is not None:
                 quiet = asyncio.run(measure(base_url, process.pid, args, files))
-                stop, set_up = context.Event(), context.Event()
-                results: queue.Queue[dict[str, int]] = context.Queue()  # type: ignore[assignment]
-                target = Target(base_url, args, stop, set_up)
-                limit = args.setup_timeout + args.seconds + args.probe_timeout + 10
-                attacker = context.Process(
-                    target=attacker_process,
-                    args=(phase.attack, target, limit, results),
-                    daemon=True,
-                )
                 began = time.monotonic()
-                attacker.start()
-                if not set_up.wait(args.setup_timeout):
-                    got["(attacker not set up in time)"] = 1
+                attacker = Child(phase.attack, base_url, args, 1, got, "attacker")
                 setup_seconds = time.monotonic() - began
-            attacker_pid = None if attacker is None else attacker.pid
+            attacker_pid = None if attacker is None else attacker.process.pid
             measured = asyncio.run(measure(base_url, process.pid, args, files, attacker_pid))
             if attacker is not None:
-                stop.set()
-                try:
-                    got.update(results.get(timeout=args.probe_timeout + 10))
-                except queue.Empty:
-                    got["(attacker did not report)"] = 1
-                attacker.join(5)
-                if attacker.is_alive():
-                    attacker.kill()
+                attacker.stop(got)
                 quiet_after = asyncio.run(measure(base_url, process.pid, args, files))
+            if load is not None:
+                load.stop(got, "(load) ")
             return Row(phase, measured, rss_before, got, server_state(process, base_url, log),
                        setup_seconds, quiet, quiet_after)  # fmt: skip
         finally:
@@ -1085,7 +1132,11 @@ def table(rows: list[Row], baseline: float) -> list[str]:
             f"{row.rss_before_mb:.0f} → {row.measured.rss_peak_mb:.0f}",
             summary(row),
             row.server_after,
-            verdict if row.phase.attack else "(baseline)",
+            "(baseline)"
+            if not row.phase.attack
+            else f"(control) {verdict}"
+            if row.phase.control
+            else verdict,
         ]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
     return lines
@@ -1094,7 +1145,7 @@ def table(rows: list[Row], baseline: float) -> list[str]:
 def report(rows: list[Row], args: argparse.Namespace) -> tuple[str, bool]:
     quiet = [row for row in rows if row.phase.attack is None]
     baseline = sum(row.callbacks_per_second for row in quiet) / len(quiet)
-    attacks = [row for row in rows if row.phase.attack is not None]
+    attacks = [row for row in rows if row.phase.attack is not None and not row.phase.control]
     database = "PostgreSQL" if args.database_url else "SQLite"
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `bench/attack.py --seconds "
