@@ -4,8 +4,9 @@ A flood of requests from one address, each cheap or each refused, still takes th
 event loop's turns from everyone else: callbacks, health checks, other apps. Each
 client address (an IPv6 /64) may start `per_second` computations a second, in bursts
 of twice that; an answer the response cache holds costs a tenth of one (CACHED_COST),
-and one computed costs one per KB of the request's body (computation_cost; at most a
-full bucket, so that a quiet client's large document always goes).
+and one computed costs one per KB of its document (computation_cost: the body of a
+POST, the query string of a GET; at most a full bucket, so that a quiet client's large
+document always goes).
 A request beyond waits for its turn, and one whose turn is further than `max_wait`
 seconds away waits that long and is answered 429. Waiting costs the server nothing,
 and it holds the flooding connection, so a client never gets more than its rate plus
@@ -20,20 +21,24 @@ import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from replay_catalog.request_body import read_up_to, replaying
 from replay_catalog.server import client_of_scope
 from resolvers.refusals import TokenBuckets
 
 # What an answer from the response cache costs, in computations: some ten times less.
 CACHED_COST = 0.1
 # A request not answered from the cache costs a computation per this many bytes of its
-# body (one at least): graphql-core's parser takes some 8 µs a token, so a new 2 KB
-# document (an attacker's, refused by the limits) costs as much as a small query computed.
+# body and query string (one at least): graphql-core's parser takes some 8 µs a token, so
+# a new 2 KB document (an attacker's, refused by the limits) costs as much as a small
+# query computed.
 BYTES_PER_COMPUTATION = 1024
 
 
-def computation_cost(body: bytes) -> float:
-    """What computing the answer to a request with this body costs, in computations."""
-    return max(1.0, len(body) / BYTES_PER_COMPUTATION)
+def computation_cost(scope: Scope, body: bytes) -> float:
+    """What computing the answer to a request costs, in computations: by the size of
+    what may hold its document (a POST's body, a GET's query string)."""
+    size = len(body) + len(scope.get("query_string", b""))
+    return max(1.0, size / BYTES_PER_COMPUTATION)
 
 
 class Admission:
@@ -94,5 +99,9 @@ class Admitted:
         self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or await admit_or_refuse(self.admission, scope, send):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        body, more = await read_up_to(receive)
+        if await admit_or_refuse(self.admission, scope, send, computation_cost(scope, body)):
+            await self.app(scope, replaying(body, more, receive), send)

@@ -38,6 +38,7 @@ from replay_catalog.admission import (
     admit_or_refuse,
     computation_cost,
 )
+from replay_catalog.request_body import read_up_to, replaying
 from replay_catalog.sized_lru import SizedLRU
 from resolvers.shown import showing
 from storage.cache_tags import EVERYTHING
@@ -46,8 +47,6 @@ from storage.database import DatabaseUnavailable
 
 # A cached answer larger than this is not kept (a room list page is ~20 KB).
 MAX_ANSWER_BYTES = 1024 * 1024
-# A request body larger than this is passed through uncached.
-MAX_REQUEST_BYTES = 64 * 1024
 
 
 # What a version read gives: the version, and the tags changed since the one before
@@ -272,11 +271,12 @@ class CachedGraphQL:
             if await self._admitted(scope, send):
                 await self.app(scope, receive, send)
             return
-        body, more = await _read_up_to(receive, MAX_REQUEST_BYTES)
-        replay = _replaying(body, more, receive)
+        # A body larger than read_up_to reads is passed through uncached.
+        body, more = await read_up_to(receive)
+        replay = replaying(body, more, receive)
         key = _request_key(scope, headers, body)
         # Before anything costs, the client's turn (an answer the cache holds costs less).
-        cost = CACHED_COST if self.cache.knows(key) else computation_cost(body)
+        cost = CACHED_COST if self.cache.knows(key) else computation_cost(scope, body)
         if not await self._admitted(scope, send, cost):
             return
         # Only queries are ever kept, so a known request needn't be parsed again.
@@ -391,32 +391,6 @@ def _without_errors(body: bytes) -> bool:
         except ValueError:
             return False
     return isinstance(answer, dict) and "errors" not in answer
-
-
-async def _read_up_to(receive: Receive, limit: int) -> tuple[bytes, bool]:
-    """The request body up to `limit` bytes, and whether more is left unread."""
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body", False):
-            return body, False
-        if len(body) > limit:
-            return body, True
-
-
-def _replaying(body: bytes, more: bool, receive: Receive) -> Receive:
-    """`receive` for the app: the part of the body already read, then the rest."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": more}
-        return await receive()
-
-    return replay
 
 
 def _request_key(scope: Scope, headers: Headers, body: bytes) -> bytes:

@@ -55,6 +55,7 @@ from storage.inbox import (
     OUTCOME_QUARANTINED,
     inbox_entry_by_key,
     store_entries,
+    stored_outcome,
 )
 from storage.push_events import earliest_partner
 from storage.streams import lock_streams
@@ -180,10 +181,12 @@ class Ingestor:
         event_type = tencent.event_type_of(payload)
         stream_id = tencent.stream_id_of(payload)
         event, fault = (None, altered) if altered else read_event(payload, time.time())
-        if fault is not None and client is not None:
-            self._charge_quarantine(client, event_type)
         try:
-            result = await self._store(key, payload, event_type, stream_id, event, fault)
+            result = None
+            if fault is not None and client is not None:
+                result = await self._charge_quarantine(client, key, event_type)
+            if result is None:
+                result = await self._store(key, payload, event_type, stream_id, event, fault)
         except DatabaseUnavailable as failure:
             log.error("database unavailable while storing a callback: %s", failure.__cause__)
             if self.observer is not None:
@@ -213,13 +216,19 @@ class Ingestor:
         )
         return result
 
-    def _charge_quarantine(self, client: str, event_type: int | None) -> None:
-        """Count a callback `client` sent that is to be quarantined; QuarantineDeferred
-        once the client is past its limit (logged once as it reaches it)."""
+    async def _charge_quarantine(
+        self, client: str, key: str, event_type: int | None
+    ) -> IngestResult | None:
+        """Count a callback `client` sent that is to be quarantined (None: store it);
+        QuarantineDeferred once the client is past its limit (logged once as it reaches
+        it), unless it was stored before: a retry (its 200 was lost) gets its outcome
+        then, as any retry does, without a write."""
         limit = self.quarantines
         if limit is None:
-            return
+            return None
         if not limit.allows(client):
+            for outcome, reason in await self.database.rows(stored_outcome(key)):
+                return IngestResult(True, True, event_type, outcome, reason)
             if self.observer is not None:
                 self.observer.callback(event_type, OUTCOME_DEFERRED)
             raise QuarantineDeferred(
@@ -230,6 +239,7 @@ class Ingestor:
                 "callbacks from %s are quarantined too often; answering 429 to more for now",
                 client,
             )
+        return None
 
     async def _store(
         self,

@@ -53,6 +53,13 @@ def inbox_entry_by_key(session: Session, event_key: str) -> InboxEntry:
     return found.scalar_one()
 
 
+def stored_outcome(event_key: str) -> Select[tuple[str, str | None]]:
+    """The outcome and reason of the event stored under `event_key` (no row: none is)."""
+    return select(InboxEntry.outcome, InboxEntry.reason).where(  # type: ignore[return-value]
+        col(InboxEntry.event_key) == event_key
+    )
+
+
 # The inbox as admins read it: newest first.
 INBOX = Listing(InboxEntry, (("received_at", True), ("id", True)))
 

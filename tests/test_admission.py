@@ -4,6 +4,7 @@ for its turn or is refused, without holding back other clients or cached answers
 import asyncio
 import time
 
+import httpx
 import pytest
 
 from tests.catalog_client import ADMIN_TOKEN, clients_of, make_settings
@@ -83,23 +84,36 @@ async def test_without_a_rate_a_client_is_never_held_back(database_url: str) -> 
         assert {a.status_code for a in answers} == {200}
 
 
+@pytest.mark.parametrize("cache_entries", [512, 0], ids=["cache-on", "cache-off"])
+@pytest.mark.parametrize("method", ["POST", "GET"])
 async def test_a_large_new_document_costs_by_its_size_and_a_quiet_clients_still_goes(
-    database_url: str,
+    database_url: str, cache_entries: int, method: str
 ) -> None:
     # 2 a second, bursts of 4: a new 4 KB document costs 4 (a computation per KB; the
-    # parser's time grows with it), so the same client's next query waits for its turn.
-    settings = make_settings(database_url, graphql_computations_per_client_per_second=2)
+    # parser's time grows with it), so the same client's next query waits for its turn;
+    # in a POST's body or a GET's query string, with the response cache or without.
+    settings = make_settings(
+        database_url,
+        graphql_computations_per_client_per_second=2,
+        response_cache_entries=cache_entries,
+    )
     padding = "#" + "x" * 4095 + "\n"
+
+    async def ask(client: httpx.AsyncClient, document: str) -> httpx.Response:
+        if method == "GET":
+            return await client.get("/graphql", params={"query": document})
+        return await client.post("/graphql", json={"query": document})
+
     async with clients_of(settings, "10.0.0.1", "10.0.0.2", "10.0.0.3") as clients:
         large, small, huge = clients
-        answer = await large.post("/graphql", json={"query": padding + "query L { __typename }"})
+        answer = await ask(large, padding + "query L { __typename }")
         assert answer.status_code == 200
         began = time.monotonic()
-        assert (await large.post("/graphql", json={"query": "query S { __typename }"})).is_success
+        assert (await ask(large, "query S { __typename }")).is_success
         assert time.monotonic() - began >= 0.4
         began = time.monotonic()
-        assert (await small.post("/graphql", json={"query": "query S { __typename }"})).is_success
+        assert (await ask(small, "query S { __typename }")).is_success
         assert time.monotonic() - began < 0.3
         # Past a full bucket it costs a full bucket: a quiet client's large document goes.
         document = padding * 5 + "query H { __typename }"
-        assert (await huge.post("/graphql", json={"query": document})).status_code == 200
+        assert (await ask(huge, document)).status_code == 200
