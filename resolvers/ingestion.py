@@ -53,7 +53,6 @@ from storage.inbox import (
     OUTCOME_APPLIED,
     OUTCOME_IGNORED,
     OUTCOME_QUARANTINED,
-    inbox_entry_by_key,
     store_entries,
     stored_outcome,
 )
@@ -228,7 +227,7 @@ class Ingestor:
             return None
         if not limit.allows(client):
             for outcome, reason in await self.database.rows(stored_outcome(key)):
-                return IngestResult(True, True, event_type, outcome, reason)
+                return retried(event_type, outcome, reason)
             if self.observer is not None:
                 self.observer.callback(event_type, OUTCOME_DEFERRED)
             raise QuarantineDeferred(
@@ -456,8 +455,13 @@ def applicable_event(
 
 def retry_result(session: Session, entry: dict[str, Any]) -> IngestResult:
     """A callback whose inbox entry was stored before: its outcome then, changing nothing."""
-    stored_entry = inbox_entry_by_key(session, entry["event_key"])
-    return IngestResult(True, True, entry["event_type"], stored_entry.outcome, stored_entry.reason)
+    stored = session.execute(stored_outcome(entry["event_key"])).one()
+    return retried(entry["event_type"], stored.outcome, stored.reason)
+
+
+def retried(event_type: int | None, outcome: str, reason: str | None) -> IngestResult:
+    """The result of a callback stored before with this outcome and reason."""
+    return IngestResult(True, True, event_type, outcome, reason)
 
 
 def stored_result(entry: dict[str, Any], changes: CatalogChanges) -> IngestResult:

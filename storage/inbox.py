@@ -48,11 +48,6 @@ def store_entries(session: Session, entries: Sequence[dict[str, Any]]) -> set[st
     return {entry["event_key"] for entry, new in zip(entries, inserted, strict=True) if new}
 
 
-def inbox_entry_by_key(session: Session, event_key: str) -> InboxEntry:
-    found = session.execute(select(InboxEntry).where(col(InboxEntry.event_key) == event_key))
-    return found.scalar_one()
-
-
 def stored_outcome(event_key: str) -> Select[tuple[str, str | None]]:
     """The outcome and reason of the event stored under `event_key` (no row: none is)."""
     return select(InboxEntry.outcome, InboxEntry.reason).where(  # type: ignore[return-value]
