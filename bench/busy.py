@@ -41,7 +41,8 @@ At the end, for each live room, one more screenshot is posted and, once it is an
 200, room-list page 1 (the hot request's very bytes) is read at once: the room must show
 that screenshot as its coverUrl (freshness). The figures, the ratio of (c) to (a) and
 which parts of the goal are met are printed and written to bench/BUSY.md (`--results`
-elsewhere).
+elsewhere); what the file holds from its first `## Session` heading on (notes by hand)
+is kept.
 """
 
 import argparse
@@ -83,11 +84,14 @@ from run import (
     recording,
     running,
     signed,
+    write_keeping_notes,
     wrk,
 )
 from soak import database_version, machine
 
 JSON = {"content-type": "application/json"}
+# The results file's notes by hand begin at the first such heading; a run keeps them.
+NOTES_HEADING = "## Session"
 HOT_PAGES = 3
 HOT_ANCHORS = 12
 HOT_BROADCASTS = 5
@@ -713,7 +717,7 @@ def report(
     if notes or examples or freshness.notes:
         lines += ["", *(f"- {line}" for line in [*notes, *examples, *freshness.notes])]
     text = "\n".join(lines) + "\n"
-    args.results.write_text(text)
+    write_keeping_notes(args.results, text, NOTES_HEADING)
     print(text)
 
 

@@ -243,6 +243,19 @@ def file_start_time(index: int) -> int:
     return BASE + 2 * 86400 + index * 30
 
 
+def write_keeping_notes(path: Path, text: str, notes_heading: str) -> None:
+    """Write a results file, keeping what the old one holds from its first line that
+    starts with `notes_heading` on (notes written by hand under the measured tables)."""
+    kept = ""
+    if path.exists():
+        previous = path.read_text()
+        if previous.startswith(notes_heading):
+            kept = "\n" + previous
+        elif f"\n{notes_heading}" in previous:
+            kept = "\n" + previous[previous.index(f"\n{notes_heading}") + 1 :]
+    path.write_text(text + kept)
+
+
 def write_events(path: Path, count: int = 50_000, tag: str = "") -> None:
     """Signed callbacks of new recording files on 500 streams, one JSON per line, for wrk;
     a different `tag` gives the same load on other streams (for another measurement on

@@ -56,7 +56,7 @@ import asyncpg
 import httpx
 from bulk import SERVER, build, plain_url, serve
 from fanout import drop_database
-from run import ROOM_LIST, Measured, wrk
+from run import ROOM_LIST, Measured, write_keeping_notes, wrk
 from sqlalchemy.dialects import postgresql
 
 from resolvers.pagination import encode_cursor
@@ -467,13 +467,7 @@ def main() -> None:
                 name = database_name(files)
                 asyncio.run(drop_database(args.postgres, plain_url(args.postgres, name)))
     text = report(args, results)
-    target = BENCH / "SCALE.md"
-    kept = ""
-    if target.exists():
-        previous = target.read_text()
-        if "\n## Analysis" in previous:
-            kept = "\n" + previous[previous.index("\n## Analysis") + 1 :]
-    target.write_text(text + kept)
+    write_keeping_notes(BENCH / "SCALE.md", text, "## Analysis")
     print(text)
 
 
