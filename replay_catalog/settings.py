@@ -120,8 +120,9 @@ class Settings(BaseSettings):
     # (bursts of twice that; an answer from the response cache counts as a tenth, one
     # computed as one per KB of its body); beyond it a request waits for its turn, or 1 s
     # and then 429. 0: no limit (behind a proxy, where every request comes from the
-    # proxy's address).
-    graphql_computations_per_client_per_second: float = Field(default=20, ge=0)
+    # proxy's address). 10: at 20, one address flooding with the cheapest documents cost
+    # PostgreSQL ingestion a fifth on a slow 2-core machine (bench/ATTACK.md).
+    graphql_computations_per_client_per_second: float = Field(default=10, ge=0)
 
     # The address apps reach this service at, for links to stitched replays
     # (e.g. https://catalog.example.com); unset: taken from each request.
