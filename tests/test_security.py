@@ -346,7 +346,9 @@ async def test_admin_tokens_never_reach_logs_or_responses(
 
 # A document over a limit comes back refused within this many seconds, whatever it
 # would expand to (before the limits were measured once per fragment, twenty doubling
-# fragments took 3 s and forty would have taken days).
+# fragments took 3 s and forty would have taken days). For the app served in this
+# process, the seconds are this process's CPU time: a refusal takes some 0.1 s, and
+# wall time once read 2.1 s under CI's load.
 REFUSED_WITHIN_SECONDS = 2.0
 
 
@@ -372,10 +374,10 @@ async def refused_in_time(
 ) -> str:
     """The one error message a document is refused with; no catalog statement runs."""
     with catalog.counting_statements() as statements:
-        started = time.perf_counter()
+        started = time.process_time()
         body = await catalog.graphql(document, variables)
-        elapsed = time.perf_counter() - started
-    assert elapsed < REFUSED_WITHIN_SECONDS, f"refused after {elapsed:.1f} s"
+        elapsed = time.process_time() - started
+    assert elapsed < REFUSED_WITHIN_SECONDS, f"refused after {elapsed:.1f} s of CPU"
     assert body.get("data") is None, body
     assert len(body["errors"]) == 1, body["errors"]
     assert catalog_reads(statements) == []
@@ -396,9 +398,9 @@ async def test_fragments_that_double_at_every_level_are_refused_at_once(
 
 async def test_doubling_fragments_sent_by_get_are_refused_at_once(catalog: CatalogClient) -> None:
     document = f"{{ {rooms_with('...F40')} }}\n{doubling_fragments(40)}"
-    started = time.perf_counter()
+    started = time.process_time()
     response = await catalog.http.get("/graphql", params={"query": document})
-    assert time.perf_counter() - started < REFUSED_WITHIN_SECONDS
+    assert time.process_time() - started < REFUSED_WITHIN_SECONDS
     assert response.status_code == 200
     assert "fields selected" in response.json()["errors"][0]["message"]
 
