@@ -1102,14 +1102,26 @@ def callbacks_cell(row: Row) -> str:
 
 def misses(row: Row, baseline: float) -> list[str]:
     """Why a row misses the targets (nothing: it meets them)."""
+    healthz = row.measured.healthz
+    return missed_targets(healthz.percentile(0.99), healthz.errors, row.ratio(baseline))
+
+
+def missed_targets(healthz_p99: float, healthz_failures: int, ratio: float) -> list[str]:
+    """Which targets these figures miss (nothing: they meet them)."""
     reasons = []
-    if not row.measured.healthz.percentile(0.99) < HEALTHZ_P99_TARGET_MS:
+    if not healthz_p99 < HEALTHZ_P99_TARGET_MS:
         reasons.append("healthz p99")
-    if row.measured.healthz.errors:
+    if healthz_failures:
         reasons.append("healthz failures")
-    if row.ratio(baseline) < INGESTION_RATIO_TARGET:
+    if ratio < INGESTION_RATIO_TARGET:
         reasons.append("ingestion")
     return reasons
+
+
+def verdict_cell(phase: Phase, missed: list[str]) -> str:
+    """`yes` or `NO: ` and why, marked `(control)` on a control's row."""
+    verdict = "yes" if not missed else "NO: " + ", ".join(missed)
+    return f"(control) {verdict}" if phase.control else verdict
 
 
 def table(rows: list[Row], baseline: float) -> list[str]:
@@ -1123,7 +1135,6 @@ def table(rows: list[Row], baseline: float) -> list[str]:
     ]
     for row in rows:
         missed = misses(row, baseline)
-        verdict = "yes" if not missed else "NO: " + ", ".join(missed)
         healthz, callbacks = row.measured.healthz, row.measured.callbacks
         cells = [
             row.phase.title,
@@ -1136,11 +1147,7 @@ def table(rows: list[Row], baseline: float) -> list[str]:
             f"{row.rss_before_mb:.0f} → {row.measured.rss_peak_mb:.0f}",
             summary(row),
             row.server_after,
-            "(baseline)"
-            if not row.phase.attack
-            else f"(control) {verdict}"
-            if row.phase.control
-            else verdict,
+            "(baseline)" if not row.phase.attack else verdict_cell(row.phase, missed),
         ]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
     return lines
@@ -1206,27 +1213,15 @@ def repeated_verdicts(rows: list[Row], baseline: float) -> Verdicts:
         ratios = [row.ratio(baseline) for row in runs]
         worst_p99 = max(row.measured.healthz.percentile(0.99) for row in runs)
         failed = sum(row.measured.healthz.errors for row in runs)
-        missed = [
-            reason
-            for reason, miss in (
-                ("healthz p99", not worst_p99 < HEALTHZ_P99_TARGET_MS),
-                ("healthz failures", failed > 0),
-                ("ingestion", median(ratios) < INGESTION_RATIO_TARGET),
-            )
-            if miss
-        ]
-        verdict = "yes" if not missed else "NO: " + ", ".join(missed)
-        if phase.control:
-            verdict = f"(control) {verdict}"
-        else:
-            met = met and not missed
+        missed = missed_targets(worst_p99, failed, median(ratios))
+        met = met and (phase.control or not missed)
         cells = [
             phase.title,
             " ".join(f"{ratio:.2f}" for ratio in ratios),
             f"{median(ratios):.2f}",
             f"{worst_p99:.1f}",
             str(failed),
-            verdict,
+            verdict_cell(phase, missed),
         ]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
     return Verdicts(lines, met)

@@ -246,14 +246,9 @@ def file_start_time(index: int) -> int:
 def write_keeping_notes(path: Path, text: str, notes_heading: str) -> None:
     """Write a results file, keeping what the old one holds from its first line that
     starts with `notes_heading` on (notes written by hand under the measured tables)."""
-    kept = ""
-    if path.exists():
-        previous = path.read_text()
-        if previous.startswith(notes_heading):
-            kept = "\n" + previous
-        elif f"\n{notes_heading}" in previous:
-            kept = "\n" + previous[previous.index(f"\n{notes_heading}") + 1 :]
-    path.write_text(text + kept)
+    previous = "\n" + path.read_text() if path.exists() else ""
+    start = previous.find(f"\n{notes_heading}")
+    path.write_text(text + (previous[start:] if start >= 0 else ""))
 
 
 def write_events(path: Path, count: int = 50_000, tag: str = "") -> None:
